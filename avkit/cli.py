@@ -1,0 +1,192 @@
+"""The ``avkit`` command line (also ``python -m avkit``). The only module that prints."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+from avkit import __version__
+from avkit.errors import AvkitError
+
+EPILOG = textwrap.dedent(
+    """\
+    a first session:
+      avkit data digits --out data/digits --size small   # speech + handwritten digits, seconds
+      avkit data check data/digits/manifest.jsonl        # validate it, counts per split/label
+      avkit plot-audio data/digits/audio/7-en-m3-t0.wav --out seven.png
+      avkit data scenes --from data/digits --out data/scenes
+      avkit features data/digits/manifest.jsonl --out data/digits/logmel.safetensors
+
+    every command that takes data takes a manifest (JSONL, one pair per line):
+      {"id": "a1", "audio": "audio/a1.wav", "image": "images/a1.png", "label": "7", "split": "train"}
+    see docs/data.md for the contract.
+    """
+)
+
+
+def _cmd_digits(args: argparse.Namespace) -> int:
+    from avkit.data.digits import DigitsConfig, build_digits
+
+    cfg = DigitsConfig(size=args.size, seed=args.seed, strict=args.strict)
+    report = build_digits(args.out, cfg, show_progress=True)
+    print(f"wrote {report.records} pairs to {report.manifest} in {report.seconds:.1f} s")
+    print("  per split: " + ", ".join(f"{k}={v}" for k, v in sorted(report.per_split.items())))
+    if report.skipped:
+        print(f"  skipped {len(report.skipped)} item(s); see {Path(args.out) / 'build.json'}")
+    return 0
+
+
+def _cmd_scenes(args: argparse.Namespace) -> int:
+    from avkit.data.scenes import ScenesConfig, build_scenes
+
+    cfg = ScenesConfig(canvas=args.canvas, seed=args.seed, strict=args.strict)
+    report = build_scenes(args.source, args.out, cfg, show_progress=True)
+    print(f"wrote {report.records} scenes to {report.manifest} in {report.seconds:.1f} s")
+    if report.skipped:
+        print(f"  skipped {len(report.skipped)} item(s); see {Path(args.out) / 'build.json'}")
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from avkit.data.check import check_manifest
+
+    modalities = tuple(m.strip() for m in args.modalities.split(",") if m.strip())
+    report = check_manifest(args.manifest, modalities, decode=not args.no_decode, show_progress=True)
+    print(report.summary())
+    print("OK" if report.ok else f"FAILED: {len(report.problems)} problem(s)")
+    return 0 if report.ok else 1
+
+
+def _cmd_features(args: argparse.Namespace) -> int:
+    from avkit.data.features import FeatureConfig, compute_features
+
+    cfg = FeatureConfig(sample_rate=args.sample_rate, n_fft=args.n_fft, win_length=args.win,
+                        hop_length=args.hop, n_mels=args.n_mels, seconds=args.seconds)  # fmt: skip
+    summary = compute_features(args.manifest, args.out, cfg, show_progress=True, strict=args.strict)
+    print(f"wrote {summary['count']} log-mels of shape {summary['shape'][1:]} to {args.out}")
+    for item in summary["skipped"]:  # type: ignore[union-attr]
+        print(f"  skipped {item['id']}: {item['reason']}")
+    return 0
+
+
+def _cmd_plot_audio(args: argparse.Namespace) -> int:
+    from avkit.audio.io import load_audio
+    from avkit.audio.plot import plot_three_views, save_figure
+
+    wav = load_audio(args.file, args.sample_rate)
+    fig = plot_three_views(wav, args.sample_rate, args.win, args.hop, args.n_fft, title=Path(args.file).name)
+    save_figure(fig, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _add_frontend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sample-rate", type=int, default=16000, help="resample to this rate, Hz (default 16000)")
+    p.add_argument("--win", type=int, default=400, help="Hamming window length A, samples (default 400 = 25 ms)")
+    p.add_argument("--hop", type=int, default=160, help="hop B between windows, samples (default 160 = 10 ms)")
+    p.add_argument("--n-fft", type=int, default=512, help="FFT size, >= --win (default 512)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="avkit",
+        description="avkit: audio-visual research toolkit (front-ends, datasets, encoders, retrieval).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"avkit {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log only errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    data = sub.add_parser("data", help="build and check datasets", description="Build and check datasets.")
+    dsub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
+
+    p = dsub.add_parser(
+        "digits",
+        help="generate AV-digits (spoken digit words + handwritten digit images)",
+        description="Generate AV-digits: the ten digit words spoken by espeak-ng in many voices, "
+        "paired with scikit-learn's handwritten digit images. Splits go by voice and by image. "
+        "Deterministic for a seed; no network needed.",
+    )
+    p.add_argument("--out", required=True, type=Path, help="output folder (manifest.jsonl, audio/, images/)")
+    p.add_argument("--size", choices=["small", "default"], default="default",
+                   help="small: 100 pairs in seconds (tests); default: 2,560 pairs, about 20 s")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--strict", action="store_true", help="refuse to build if any item fails, instead of skipping it")
+    p.set_defaults(func=_cmd_digits)
+
+    p = dsub.add_parser(
+        "scenes",
+        help="compose localization scenes (2-4 digits on a canvas, one heard)",
+        description="From a labelled manifest, paste 2-4 distinct digits at random non-overlapping "
+        "positions and scales; the audio is one of them spoken, and 'boxes' holds its box.",
+    )
+    p.add_argument("--from", dest="source", required=True, type=Path, help="source dataset folder or manifest")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--canvas", type=int, default=128, help="scene side in pixels (default 128)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--strict", action="store_true", help="refuse to build if any item fails")
+    p.set_defaults(func=_cmd_scenes)
+
+    p = dsub.add_parser(
+        "check",
+        help="validate a manifest and every file it names",
+        description="Report every problem by line: invalid JSON, missing fields, duplicate ids, "
+        "missing or unreadable media, boxes outside the image. Prints counts per split and label. "
+        "Exits 1 if any problem is found.",
+    )
+    p.add_argument("manifest", type=Path, help="manifest.jsonl")
+    p.add_argument("--modalities", default="audio,image", help="comma-separated path fields required (default audio,image)")
+    p.add_argument("--no-decode", action="store_true", help="check that files exist, without decoding them")
+    p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser(
+        "features",
+        help="compute and cache log-mel spectrograms of a manifest's clips",
+        description="Compute Hamming-window log-mel spectrograms of every clip and cache them in one "
+        "safetensors file (tensor 'logmel', shape (N, n_mels, frames); ids in its metadata).",
+    )
+    p.add_argument("manifest", type=Path, help="manifest.jsonl")
+    p.add_argument("--out", required=True, type=Path, help="output .safetensors file")
+    _add_frontend_args(p)
+    p.add_argument("--n-mels", type=int, default=64, help="mel bands (default 64)")
+    p.add_argument("--seconds", type=float, default=1.0, help="cut or zero-pad clips to this length (default 1.0)")
+    p.add_argument("--strict", action="store_true", help="fail on the first unreadable clip instead of skipping it")
+    p.set_defaults(func=_cmd_features)
+
+    p = sub.add_parser(
+        "plot-audio",
+        help="plot a sound's waveform, power spectrum and spectrogram",
+        description="Three views side by side: the waveform (time vs amplitude), the power spectrum "
+        "of the loudest Hamming window (frequency vs dB), and the spectrogram (window A, hop B).",
+    )
+    p.add_argument("file", type=Path, help="audio file (WAV, FLAC, OGG)")
+    p.add_argument("--out", required=True, type=Path, help="output image (.png, .svg, .pdf)")
+    _add_frontend_args(p)
+    p.set_defaults(func=_cmd_plot_audio)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit code (0 ok, 1 check failed, 2 bad input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return int(args.func(args))
+    except AvkitError as exc:
+        print(f"avkit: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("avkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
