@@ -58,7 +58,7 @@ def build_or_reuse(out: Path, config: dict, build) -> tuple[Path, bool]:  # noqa
     meta = out / "build.json"
     if meta.is_file() and (out / "manifest.jsonl").is_file():
         try:
-            if json.loads(meta.read_text())["config"] == config:
+            if json.loads(meta.read_text())["config"] == json.loads(json.dumps(config)):
                 return out / "manifest.jsonl", True
         except (json.JSONDecodeError, KeyError):
             pass

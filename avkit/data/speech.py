@@ -14,8 +14,8 @@ utterances in the same order give byte-identical audio.
 from __future__ import annotations
 
 import ctypes
-import logging
 import json
+import logging
 import subprocess
 import sys
 import tempfile

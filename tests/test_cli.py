@@ -1,0 +1,64 @@
+"""The `avkit` command: help that teaches, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from avkit.cli import main
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "avkit", *args], capture_output=True, text=True, check=False)
+
+
+def test_python_m_avkit_help_teaches():
+    proc = run("--help")
+    assert proc.returncode == 0
+    for word in ("data", "features", "plot-audio", "a first session", "manifest"):
+        assert word in proc.stdout
+
+
+@pytest.mark.parametrize("sub", [["data", "digits"], ["data", "scenes"], ["data", "check"], ["features"], ["plot-audio"]])
+def test_every_subcommand_has_help(sub, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([*sub, "--help"])
+    assert info.value.code == 0
+    assert len(capsys.readouterr().out) > 200
+
+
+def test_digits_then_check_then_broken(tmp_path, capsys):
+    out = tmp_path / "d"
+    assert main(["-q", "data", "digits", "--out", str(out), "--size", "small"]) == 0
+    assert main(["-q", "data", "check", str(out / "manifest.jsonl")]) == 0
+    text = capsys.readouterr().out
+    assert "OK" in text and "split train: 60 records" in text
+    with (out / "manifest.jsonl").open("a") as handle:
+        handle.write('{"id": "broken"\n')
+    assert main(["-q", "data", "check", str(out / "manifest.jsonl")]) == 1
+    text = capsys.readouterr().out
+    assert "line 101: not valid JSON" in text and "FAILED: 1 problem(s)" in text
+
+
+def test_missing_input_is_one_line_error_not_traceback(tmp_path):
+    proc = run("plot-audio", str(tmp_path / "none.wav"), "--out", str(tmp_path / "x.png"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().endswith("none.wav: file does not exist")
+    assert "Traceback" not in proc.stderr
+    proc = run("data", "check", str(tmp_path / "none.jsonl"))
+    assert proc.returncode == 2 and "manifest does not exist" in proc.stderr
+
+
+def test_plot_audio_and_features(small_digits, tmp_path, capsys):
+    wav = next((small_digits / "audio").glob("*.wav"))
+    assert main(["-q", "plot-audio", str(wav), "--out", str(tmp_path / "p.png")]) == 0
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["-q", "features", str(small_digits / "manifest.jsonl"), "--out", str(tmp_path / "f.safetensors")]) == 0
+    from avkit.data.features import load_features
+
+    ids, logmel, cfg = load_features(tmp_path / "f.safetensors")
+    assert len(ids) == 100 and logmel.shape == (100, 64, 101) and cfg["n_mels"] == 64
+    assert json.loads((small_digits / "build.json").read_text())["records"] == 100

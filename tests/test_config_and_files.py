@@ -1,0 +1,64 @@
+"""Configs from files with overrides; atomic writes that never leave half a file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from avkit.config import load_config, to_dict
+from avkit.errors import ConfigError
+from avkit.fileio import atomic_open, atomic_write_text
+
+
+@dataclass
+class Inner:
+    size: str = "default"
+    ranges: tuple[float, float] = (1.0, 2.0)
+
+
+@dataclass
+class Outer:
+    seed: int = 0
+    lr: float = 0.1
+    flag: bool = False
+    name: str | None = None
+    inner: Inner = field(default_factory=Inner)
+
+
+def test_file_then_overrides(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('seed = 3\n[inner]\nsize = "small"\n')
+    cfg = load_config(Outer, path, ["lr=0.5", "flag=true", "inner.ranges=[3, 4]"])
+    assert cfg == Outer(seed=3, lr=0.5, flag=True, inner=Inner("small", (3.0, 4.0)))
+    assert to_dict(cfg)["inner"]["ranges"] == [3.0, 4.0]
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [(["nope=1"], r"unknown setting\(s\) \['nope'\]"), (["seed=abc"], "seed: expected int"),
+     (["inner.colour=1"], r"\['inner.colour'\]"), (["flag=maybe"], "flag: expected true or false"),
+     (["seed"], "must look like key=value")],  # fmt: skip
+)
+def test_bad_values_are_named(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(Outer, None, overrides)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(Outer, tmp_path / "none.toml")
+    (tmp_path / "bad.toml").write_text("seed = = 1")
+    with pytest.raises(ConfigError, match="bad.toml: invalid config"):
+        load_config(Outer, tmp_path / "bad.toml")
+
+
+def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
+    path = tmp_path / "result.txt"
+    atomic_write_text(path, "good")
+    with pytest.raises(RuntimeError):
+        with atomic_open(path) as handle:
+            handle.write(b"half of a new")
+            raise RuntimeError("crash mid-write")
+    assert path.read_text() == "good"
+    assert [p.name for p in tmp_path.iterdir()] == ["result.txt"]

@@ -1,0 +1,43 @@
+"""The main job on a small build: report, plots and recorded config."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_demo_writes_report_plots_and_config(tmp_path):
+    out = tmp_path / "demo"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "demo.py"), "--out", str(out), "--set", "digits.size=small"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = (out / "report.md").read_text()
+    for plot in ("three_views.png", "pairs.png", "scenes.png"):
+        assert f"plots/{plot}" in report
+        assert (out / "plots" / plot).stat().st_size > 10_000
+    assert "100 usable records, 0 problems" in report
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["config"]["seed"] == 0 and cfg["config"]["digits"]["size"] == "small"
+    assert cfg["environment"]["torch"]
+    # A second run reuses the data built with the same config.
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "demo.py"), "--out", str(out), "--set", "digits.size=small"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0
+    assert "build AV-digits (reused)" in (out / "report.md").read_text()
+
+
+def test_demo_bad_config_is_one_line_error(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "demo.py"), "--out", str(tmp_path), "--set", "digits.size=huge"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "digits.size: 'huge' is not one of ['small', 'default']" in proc.stderr

@@ -1,0 +1,56 @@
+"""Localization scenes: distinct digits, non-overlapping, box on the heard digit."""
+
+from __future__ import annotations
+
+import pytest
+
+from avkit.data.check import check_manifest
+from avkit.data.manifest import read_manifest
+from avkit.data.scenes import ScenesConfig, build_scenes, place
+from avkit.errors import DatasetBuildError
+from avkit.vision.io import load_image
+
+
+@pytest.fixture(scope="module")
+def scenes(small_digits, tmp_path_factory):
+    out = tmp_path_factory.mktemp("scenes")
+    build_scenes(small_digits, out, ScenesConfig(seed=0))
+    return out
+
+
+def overlap(a, b) -> bool:
+    return not (a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1])
+
+
+def test_scenes_check_and_structure(scenes):
+    assert check_manifest(scenes / "manifest.jsonl").ok
+    manifest = read_manifest(scenes / "manifest.jsonl")
+    assert len(manifest) == 100
+    for rec in manifest:
+        labels = [rec.label] + [d["label"] for d in rec.extra["distractors"]]
+        assert 2 <= len(labels) <= 4 and len(set(labels)) == len(labels)
+        boxes = [rec.boxes[0]] + [d["box"] for d in rec.extra["distractors"]]
+        assert not any(overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+
+
+def test_box_holds_the_ink_of_the_heard_digit(scenes):
+    manifest = read_manifest(scenes / "manifest.jsonl")
+    for rec in manifest.records[:20]:
+        img = load_image(manifest.resolve(rec, "image"))[0]
+        x0, y0, x1, y1 = (int(v) for v in rec.boxes[0])
+        inside = img[y0:y1, x0:x1]
+        assert inside.max() > 0.5  # ink is there
+        assert 0.1 < float((inside > 0.2).float().mean()) < 0.95
+
+
+def test_scenes_are_deterministic(small_digits, scenes, tmp_path):
+    build_scenes(small_digits / "manifest.jsonl", tmp_path, ScenesConfig(seed=0))
+    assert (tmp_path / "manifest.jsonl").read_text() == (scenes / "manifest.jsonl").read_text()
+
+
+def test_placement_and_bad_configs(small_digits, tmp_path):
+    import numpy as np
+
+    assert place([60, 60, 60, 60, 60], 100, np.random.default_rng(0), tries=5) is None
+    with pytest.raises(DatasetBuildError, match="too large"):
+        build_scenes(small_digits, tmp_path, ScenesConfig(canvas=64, scale=(20, 40)))
