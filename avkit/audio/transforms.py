@@ -22,8 +22,8 @@ Conventions (all explicit parameters; see docs/architecture.md):
 - **Scaling**: ``"none"`` gives raw ``|X|^p``; ``"spectrum"`` divides X by
   ``sum(window)`` (scipy's ``scaling="spectrum"``); ``"energy"`` divides X by
   ``sqrt(sum(window**2))`` (torchaudio's ``normalized="window"``).
-- **Frames**: with ``center=True``, ``frames = 1 + T // hop``; otherwise
-  ``1 + (T - n_fft) // hop``.
+- **Frames**: ``1 + (T' - n_fft) // hop`` with ``T' = T + 2 * (n_fft // 2)``
+  when centred (``1 + T // hop`` for even ``n_fft``), ``T' = T`` otherwise.
 
 Speed on CPU (benchmarks/frontend.py, docs/benchmarks.md): the frame-then-
 ``rfft`` route is used rather than ``torch.stft`` because it was measured
@@ -203,7 +203,9 @@ class Spectrogram(nn.Module):
     def num_frames(self, num_samples: int) -> int:
         """Number of frames produced for a signal of ``num_samples`` samples."""
         t = max(num_samples, self.n_fft)
-        return 1 + (t // self.hop_length if self.center else (t - self.n_fft) // self.hop_length)
+        if self.center:
+            t += 2 * (self.n_fft // 2)
+        return 1 + (t - self.n_fft) // self.hop_length
 
     def frames(self, x: Tensor) -> Tensor:
         """Cut ``(N, T)`` into overlapping frames ``(N, frames, n_fft)`` (a strided view)."""
