@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from avkit.errors import MediaError
+
 
 @contextlib.contextmanager
 def atomic_open(path: str | Path, suffix: str | None = None) -> Iterator[BinaryIO]:
@@ -55,3 +57,17 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def atomic_write_json(path: str | Path, obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def require_file(path: Path, expected: str) -> None:
+    """Raise MediaError unless ``path`` is an existing, non-empty regular file.
+
+    Args:
+        expected: what the file should be, for the message (e.g. "a WAV, FLAC or OGG file").
+    """
+    if not path.exists():
+        raise MediaError(path, "file does not exist")
+    if not path.is_file():
+        raise MediaError(path, "is not a regular file")
+    if path.stat().st_size == 0:
+        raise MediaError(path, f"file is empty (0 bytes); expected {expected}")

@@ -24,7 +24,7 @@ import torch
 import torchaudio.functional as AF
 
 from avkit.errors import MediaError
-from avkit.fileio import atomic_open
+from avkit.fileio import atomic_open, require_file
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +38,7 @@ WRITE_FORMATS: dict[str, tuple[str, str]] = {
 }
 
 
-def _check_readable(path: Path) -> None:
-    if not path.exists():
-        raise MediaError(path, "file does not exist")
-    if not path.is_file():
-        raise MediaError(path, "is not a regular file")
-    if path.stat().st_size == 0:
-        raise MediaError(path, "file is empty (0 bytes); expected a WAV, FLAC or OGG file")
+AUDIO_EXPECTED = "a WAV, FLAC or OGG file"
 
 
 def read_audio(path: str | Path, mixdown: Mixdown = "mean") -> tuple[np.ndarray, int]:
@@ -54,12 +48,12 @@ def read_audio(path: str | Path, mixdown: Mixdown = "mean") -> tuple[np.ndarray,
         ``(samples, sample_rate)`` with samples of shape ``(T,)``.
     """
     path = Path(path)
-    _check_readable(path)
+    require_file(path, AUDIO_EXPECTED)
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise MediaError(
-            path, f"cannot be decoded as audio ({exc}); expected a WAV, FLAC or OGG file"
+            path, f"cannot be decoded as audio ({exc}); expected {AUDIO_EXPECTED}"
         ) from None
     if data.shape[0] == 0:
         raise MediaError(path, "contains no samples (zero-length audio)")
@@ -129,7 +123,7 @@ def save_audio(
 def audio_duration(path: str | Path) -> float:
     """Duration in seconds, read from the header without decoding samples."""
     path = Path(path)
-    _check_readable(path)
+    require_file(path, AUDIO_EXPECTED)
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as exc:

@@ -20,8 +20,7 @@ import logging
 import math
 import platform
 import time
-from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -31,10 +30,10 @@ import torchaudio.functional as AF
 from PIL import Image
 
 from avkit.audio.io import save_audio
-from avkit.data.manifest import Record, write_manifest
+from avkit.data.build import BuildReport, finish_build
+from avkit.data.manifest import Record
 from avkit.data.speech import ESPEAK_SAMPLE_RATE, Utterance, synthesize
 from avkit.errors import DatasetBuildError
-from avkit.fileio import atomic_write_json
 from avkit.progress import progress
 from avkit.vision.io import save_image
 
@@ -97,17 +96,6 @@ class DigitsConfig:
 
     def resolved_takes(self) -> int:
         return self.takes if self.takes is not None else (2 if self.size == "default" else 1)
-
-
-@dataclass
-class BuildReport:
-    """What a build produced: counts, skipped items, and where the manifest is."""
-
-    manifest: Path
-    records: int = 0
-    skipped: list[dict[str, str]] = field(default_factory=list)
-    per_split: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
 
 
 def split_voices(voices: list[str], seed: int) -> dict[str, str]:
@@ -237,8 +225,7 @@ def build_digits(out: str | Path, cfg: DigitsConfig | None = None, show_progress
     ):
         rid = f"{digit}-{_slug(voice)}-t{take}"
         if isinstance(samples, str):
-            report.skipped.append({"id": rid, "reason": samples})
-            log.warning("skipping %s: %s", rid, samples)
+            report.skip(rid, samples)
             continue
         split = voice_split[voice]
         pool = image_pool[split][digit]
@@ -252,30 +239,10 @@ def build_digits(out: str | Path, cfg: DigitsConfig | None = None, show_progress
             Record(rid, {"audio": f"audio/{rid}.wav", "image": f"images/{rid}.png"}, str(digit), split, extra=extra)
         )
 
-    if report.skipped and cfg.strict:
-        first = report.skipped[0]
-        raise DatasetBuildError(
-            f"{len(report.skipped)} item(s) failed (first: {first['id']}: {first['reason']}); "
-            "rerun without --strict to skip them"
-        )
-    if not records:
-        raise DatasetBuildError("no item could be built; see the log for the reasons")
-    write_manifest(report.manifest, records)
-    report.records = len(records)
-    report.per_split = dict(Counter(r.split for r in records))
-    report.seconds = time.perf_counter() - start
-    atomic_write_json(
-        out / "build.json",
-        {
-            "dataset": "av-digits",
-            "config": asdict(cfg),
-            "voices": {v: voice_split[v] for v in voices},
-            "records": report.records,
-            "per_split": report.per_split,
-            "skipped": report.skipped,
-            "seconds": round(report.seconds, 2),
-            "python": platform.python_version(),
-        },
-    )
-    log.info("AV-digits: %d records in %.1f s (%d skipped)", report.records, report.seconds, len(report.skipped))
-    return report
+    meta = {
+        "dataset": "av-digits",
+        "config": asdict(cfg),
+        "voices": {v: voice_split[v] for v in voices},
+        "python": platform.python_version(),
+    }
+    return finish_build(report, records, cfg.strict, start, meta)

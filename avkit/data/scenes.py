@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from avkit.data.digits import BuildReport
-from avkit.data.manifest import Manifest, Record, read_manifest, write_manifest
+from avkit.data.build import BuildReport, finish_build
+from avkit.data.manifest import Manifest, Record, read_manifest
 from avkit.errors import AvkitError, DatasetBuildError
-from avkit.fileio import atomic_write_bytes, atomic_write_json
+from avkit.fileio import atomic_write_bytes
 from avkit.progress import progress
 from avkit.vision.io import load_image, save_image
 
@@ -145,8 +145,7 @@ def build_scenes(
             atomic_write_bytes(out / audio_rel, audio_src.read_bytes())
             save_image(out / "images" / f"{rec.id}.png", canvas)
         except (AvkitError, OSError) as exc:
-            report.skipped.append({"id": rec.id, "reason": str(exc)})
-            log.warning("skipping %s: %s", rec.id, exc)
+            report.skip(rec.id, str(exc))
             continue
         extra = {
             "source": rec.id,
@@ -156,23 +155,5 @@ def build_scenes(
             Record(rec.id, {"audio": audio_rel, "image": f"images/{rec.id}.png"}, rec.label, rec.split,
                    boxes=(tuple(float(v) for v in boxes[0]),), extra=extra)  # fmt: skip
         )
-    if report.skipped and cfg.strict:
-        first = report.skipped[0]
-        raise DatasetBuildError(
-            f"{len(report.skipped)} item(s) failed (first: {first['id']}: {first['reason']}); "
-            "rerun without --strict to skip them"
-        )
-    if not records:
-        raise DatasetBuildError(f"no scene could be built from {manifest.path}")
-    write_manifest(report.manifest, records)
-    report.records = len(records)
-    report.per_split = dict(Counter(r.split for r in records))
-    report.seconds = time.perf_counter() - start
-    atomic_write_json(
-        out / "build.json",
-        {"dataset": "av-digits-scenes", "source": str(manifest.path), "config": asdict(cfg),
-         "records": report.records, "per_split": report.per_split, "skipped": report.skipped,
-         "seconds": round(report.seconds, 2)},
-    )  # fmt: skip
-    log.info("scenes: %d records in %.1f s (%d skipped)", report.records, report.seconds, len(report.skipped))
-    return report
+    meta = {"dataset": "av-digits-scenes", "source": str(manifest.path), "config": asdict(cfg)}
+    return finish_build(report, records, cfg.strict, start, meta)

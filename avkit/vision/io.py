@@ -18,7 +18,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from avkit.errors import MediaError
-from avkit.fileio import atomic_open
+from avkit.fileio import atomic_open, require_file
 
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".webp": "WEBP"}
 
@@ -49,12 +49,7 @@ def load_image(path: str | Path, background: tuple[int, int, int] = (0, 0, 0)) -
         MediaError: missing, empty, truncated, undecodable or zero-sized image.
     """
     path = Path(path)
-    if not path.exists():
-        raise MediaError(path, "file does not exist")
-    if not path.is_file():
-        raise MediaError(path, "is not a regular file")
-    if path.stat().st_size == 0:
-        raise MediaError(path, "file is empty (0 bytes); expected an image (PNG, JPEG, ...)")
+    require_file(path, "an image (PNG, JPEG, ...)")
     try:
         with Image.open(path) as img:
             img.load()
@@ -69,8 +64,7 @@ def load_image(path: str | Path, background: tuple[int, int, int] = (0, 0, 0)) -
 def image_size(path: str | Path) -> tuple[int, int]:
     """``(width, height)`` read from the header, without decoding pixels."""
     path = Path(path)
-    if not path.is_file() or path.stat().st_size == 0:
-        raise MediaError(path, "file does not exist or is empty")
+    require_file(path, "an image (PNG, JPEG, ...)")
     try:
         with Image.open(path) as img:
             return img.size
