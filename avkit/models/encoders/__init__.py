@@ -1,0 +1,18 @@
+"""Encoders, registered by name: ``create_encoder("logmel_cnn")``, ``list_encoders()``."""
+
+from avkit.models.encoders.audio import LogMelCNN, SoundNet1d
+from avkit.models.encoders.base import ENCODERS, EncoderOutput
+from avkit.models.encoders.image import ImageResNet
+
+
+def create_encoder(name: str, **kwargs: object):  # noqa: ANN201 (returns the registered nn.Module)
+    """Build a registered encoder by name, with keyword arguments for its constructor."""
+    return ENCODERS.create(name, **kwargs)
+
+
+def list_encoders(pattern: str = "*") -> list[str]:
+    """Names of registered encoders matching a shell-style pattern."""
+    return ENCODERS.names(pattern)
+
+
+__all__ = ["ENCODERS", "EncoderOutput", "ImageResNet", "LogMelCNN", "SoundNet1d", "create_encoder", "list_encoders"]

@@ -1,0 +1,50 @@
+"""Image encoder: a small ResNet that returns both its spatial map and a pooled vector."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from avkit.models.encoders.base import ENCODERS, EncoderOutput, conv_bn_relu
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block: two 3x3 convs with an identity (or 1x1 projected) shortcut."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = conv_bn_relu(cin, cout, 3, stride)
+        self.conv2 = nn.Sequential(nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
+        self.shortcut = (
+            nn.Identity() if stride == 1 and cin == cout
+            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        )  # fmt: skip
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.relu(self.conv2(self.conv1(x)) + self.shortcut(x))
+
+
+@ENCODERS.register("image_resnet")
+class ImageResNet(nn.Module):
+    """Small ResNet: a 3x3 stem, then stages of basic blocks, the first at full resolution.
+
+    Shapes:
+        input ``(B, 3, H, W)`` -> ``feature_map (B, C, H / 2**(stages-1), W / 2**(stages-1))``
+        (for localization) and ``pooled (B, C)`` (global average), ``C = width * 2**(stages-1)``.
+    """
+
+    def __init__(self, width: int = 32, stages: int = 3, blocks_per_stage: int = 1, in_channels: int = 3) -> None:
+        super().__init__()
+        self.stem = conv_bn_relu(in_channels, width)
+        layers, cin = [], width
+        for s in range(stages):
+            cout = width * 2**s
+            for b in range(blocks_per_stage):
+                layers.append(BasicBlock(cin, cout, stride=2 if s > 0 and b == 0 else 1))
+                cin = cout
+        self.stages = nn.Sequential(*layers)
+        self.out_dim = cin
+
+    def forward(self, x: Tensor) -> EncoderOutput:
+        fmap = self.stages(self.stem(x))
+        return EncoderOutput(pooled=fmap.mean(dim=(-2, -1)), feature_map=fmap)
