@@ -14,7 +14,6 @@ Rules (documented in docs/data.md):
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Literal
 
@@ -25,8 +24,6 @@ import torchaudio.functional as AF
 
 from avkit.errors import MediaError
 from avkit.fileio import atomic_open, require_file
-
-log = logging.getLogger(__name__)
 
 Mixdown = Literal["mean", "first", "error"]
 

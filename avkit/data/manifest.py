@@ -100,7 +100,7 @@ def parse_record(
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ManifestError(path, line, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+        raise ManifestError(path, line, f"not valid JSON ({exc.msg} at character {exc.pos + 1})") from None
     if not isinstance(obj, dict):
         raise ManifestError(path, line, f"expected a JSON object, got {type(obj).__name__}")
     rid = obj.get("id")

@@ -9,7 +9,6 @@ digit, and ``distractors`` (an extra key) the labels and boxes of the others.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
@@ -24,8 +23,6 @@ from avkit.errors import AvkitError, DatasetBuildError
 from avkit.fileio import atomic_write_bytes
 from avkit.progress import progress
 from avkit.vision.io import load_image, save_image
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
