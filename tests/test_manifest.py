@@ -99,3 +99,17 @@ def test_check_reports_every_problem_by_line(small_digits, tmp_path):
     assert "duplicate id" in found[5]
     assert "lies outside the 32x32 image" in found[6]
     assert report.records == 100 - 6
+
+
+def test_no_decode_still_reports_an_undecodable_image_with_boxes(small_digits, tmp_path):
+    root = tmp_path / "nodecode"
+    shutil.copytree(small_digits, root)
+    lines = (root / "manifest.jsonl").read_text().splitlines()
+    first = {**json.loads(lines[0]), "boxes": [[0, 0, 5, 5]]}
+    (root / first["image"]).write_bytes(b"not an image")
+    lines[0] = json.dumps(first)
+    (root / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    report = check_manifest(root / "manifest.jsonl", decode=False)
+    assert [p.line for p in report.problems] == [1]
+    assert "cannot be decoded as an image" in report.problems[0].message
+    assert report.records == 99

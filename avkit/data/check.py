@@ -104,12 +104,12 @@ def check_manifest(
         report.problems.append(Problem(None, None, "manifest has no records"))
 
     for rec in progress(records, desc="checking media", enabled=show_progress):
-        usable = True
+        failed: set[str] = set()  # modalities already reported for this line
         for name in modalities:
             file = root / rec.paths[name]
             if not file.exists():
                 report.problems.append(Problem(rec.line, rec.id, f"{name} file {rec.paths[name]!r} does not exist"))
-                usable = False
+                failed.add(name)
                 continue
             check = MEDIA_CHECKS.get(name)
             if decode and check is not None:
@@ -118,20 +118,19 @@ def check_manifest(
                 except AvkitError as exc:
                     reason = exc.reason if isinstance(exc, MediaError) else str(exc)
                     report.problems.append(Problem(rec.line, rec.id, f"{name} file {rec.paths[name]!r}: {reason}"))
-                    usable = False
-        if rec.boxes:
-            if "image" not in rec.paths:
-                report.problems.append(Problem(rec.line, rec.id, "has boxes but no image"))
-            elif (root / rec.paths["image"]).exists():
-                try:
-                    w, h = image_size(root / rec.paths["image"])
-                except MediaError:
-                    pass  # already reported by the decode above
-                else:
-                    for msg in _box_problems(rec, w, h):
-                        report.problems.append(Problem(rec.line, rec.id, msg))
-                        usable = False
-        if usable:
+                    failed.add(name)
+        box_problems: list[str] = []
+        if rec.boxes and "image" not in rec.paths:
+            box_problems.append("has boxes but no image")
+        elif rec.boxes and "image" not in failed:
+            try:
+                w, h = image_size(root / rec.paths["image"])
+            except MediaError as exc:  # reached without a decode (--no-decode)
+                box_problems.append(f"image file {rec.paths['image']!r}: {exc.reason}")
+            else:
+                box_problems += _box_problems(rec, w, h)
+        report.problems += [Problem(rec.line, rec.id, msg) for msg in box_problems]
+        if not failed and not box_problems:
             report.records += 1
             split = rec.split or "(none)"
             report.splits[split] += 1
