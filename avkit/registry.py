@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import fnmatch
+import inspect
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -43,10 +44,12 @@ class Registry(Generic[T]):
         """Build the ``name`` entry with ``kwargs``; unknown names list the known ones."""
         if name not in self._factories:
             raise ConfigError(f"unknown {self.kind} {name!r}; known: {self.names()}")
-        try:
-            return self._factories[name](**kwargs)
+        factory = self._factories[name]
+        try:  # check the arguments against the signature, so a TypeError inside the factory stays a bug
+            inspect.signature(factory).bind(**kwargs)
         except TypeError as exc:
             raise ConfigError(f"{self.kind} {name!r}: bad arguments {sorted(kwargs)} ({exc})") from None
+        return factory(**kwargs)
 
     def names(self, pattern: str = "*") -> list[str]:
         """Sorted registered names matching a shell-style ``pattern``."""

@@ -19,6 +19,17 @@ def test_registry_lists_and_creates():
         create_encoder("logmel_cnn", depth=3)
 
 
+def test_registry_does_not_mistake_a_bug_inside_a_factory_for_bad_arguments():
+    reg: Registry[object] = Registry("thing")
+
+    @reg.register("broken")
+    def broken(size: int = 1) -> object:
+        return len(size)  # a TypeError inside the factory: a bug, not the caller's arguments
+
+    with pytest.raises(TypeError, match="has no len"):
+        reg.create("broken", size=3)
+
+
 def test_registry_refuses_a_second_owner_of_a_name():
     reg: Registry[object] = Registry("thing")
     reg.register("a")(dict)

@@ -64,8 +64,7 @@ class SoundNet1d(nn.Module):
         convs, cin = [], 1
         for chans, kernel, stride, pool in SOUNDNET_LAYERS[:layers]:
             cout = max(4, int(round(chans * width_mult)))
-            layer = [nn.Conv1d(cin, cout, kernel, stride, padding=kernel // 2, bias=False), nn.BatchNorm1d(cout),
-                     nn.ReLU(inplace=True)]  # fmt: skip
+            layer = [conv_bn_relu(cin, cout, kernel, stride, dims=1)]
             if pool > 1:
                 layer.append(nn.MaxPool1d(pool, ceil_mode=True))
             convs.append(nn.Sequential(*layer))
