@@ -24,6 +24,18 @@ from avkit.errors import ConfigError
 T = TypeVar("T")
 
 
+def _literal(value: Any) -> Any:
+    """Free-form values (in ``dict`` fields): override strings become numbers/bools where they parse."""
+    if isinstance(value, dict):
+        return {k: _literal(v) for k, v in value.items()}
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     """Convert ``value`` (from TOML/JSON or an override string) to the field type ``tp``."""
     origin = typing.get_origin(tp)
@@ -41,6 +53,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a table of settings, got {value!r}")
         return from_dict(tp, value, prefix=f"{key}.")
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table of settings, got {value!r}")
+        return {k: _literal(v) for k, v in value.items()}
     if origin in (tuple, list):
         if isinstance(value, str):
             value = json.loads(value) if value.startswith("[") else value.split(",")

@@ -50,3 +50,12 @@ class ConfigError(AvkitError):
 
 class DatasetBuildError(AvkitError):
     """A dataset build refused in strict mode, or one that produced nothing usable."""
+
+
+class ArtifactError(MediaError):
+    """A checkpoint, embeddings file or index that is missing, corrupt, or does not match.
+
+    Attributes:
+        path: the offending file or directory.
+        reason: what is wrong and what was expected.
+    """

@@ -42,14 +42,22 @@ class Registry(Generic[T]):
 
     def create(self, name: str, **kwargs: Any) -> T:
         """Build the ``name`` entry with ``kwargs``; unknown names list the known ones."""
-        if name not in self._factories:
-            raise ConfigError(f"unknown {self.kind} {name!r}; known: {self.names()}")
-        factory = self._factories[name]
+        factory = self.get(name)
         try:  # check the arguments against the signature, so a TypeError inside the factory stays a bug
             inspect.signature(factory).bind(**kwargs)
         except TypeError as exc:
             raise ConfigError(f"{self.kind} {name!r}: bad arguments {sorted(kwargs)} ({exc})") from None
         return factory(**kwargs)
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` if present (for tests and deliberate replacement)."""
+        self._factories.pop(name, None)
+
+    def get(self, name: str) -> Callable[..., T]:
+        """The factory registered as ``name``."""
+        if name not in self._factories:
+            raise ConfigError(f"unknown {self.kind} {name!r}; known: {self.names()}")
+        return self._factories[name]
 
     def names(self, pattern: str = "*") -> list[str]:
         """Sorted registered names matching a shell-style ``pattern``."""

@@ -38,11 +38,13 @@ def test_registry_refuses_a_second_owner_of_a_name():
 
 
 def test_logmel_cnn_shapes():
-    enc = create_encoder("logmel_cnn", width=8)
+    enc = create_encoder("logmel_cnn", width=8, input="logmel")
     out = enc(torch.randn(2, 1, 64, 101))
     assert out.pooled.shape == (2, enc.out_dim) == (2, 64)
     assert out.feature_map.shape == (2, 64, 4, 6)
     assert enc(torch.randn(2, 64, 101)).pooled.shape == (2, 64)
+    from_wave = create_encoder("logmel_cnn", width=8)  # the front-end is part of the encoder
+    assert from_wave(torch.randn(2, 16000)).feature_map.shape == (2, 64, 4, 6)
 
 
 def test_soundnet_exposes_pool5():

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import numpy as np
+import torch
 
-import matplotlib
+from avkit.audio.transforms import PowerSpectrum, Spectrogram
+from avkit.plotting import plt, save_figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from avkit.audio.transforms import PowerSpectrum, Spectrogram  # noqa: E402
-from avkit.fileio import atomic_open  # noqa: E402
-
-
-def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 110) -> None:
-    """Save a matplotlib figure atomically and close it."""
-    path = Path(path)
-    with atomic_open(path) as handle:
-        fig.savefig(handle, format=path.suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+__all__ = ["loudest_window", "plot_three_views", "save_figure"]
 
 
 def loudest_window(wav: torch.Tensor, win_length: int) -> int:

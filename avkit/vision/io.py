@@ -20,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from avkit.errors import MediaError
 from avkit.fileio import atomic_open, require_file
 
+IMAGE_EXPECTED = "an image (PNG, JPEG, ...)"
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".webp": "WEBP"}
 
 
@@ -49,13 +50,13 @@ def load_image(path: str | Path, background: tuple[int, int, int] = (0, 0, 0)) -
         MediaError: missing, empty, truncated, undecodable or zero-sized image.
     """
     path = Path(path)
-    require_file(path, "an image (PNG, JPEG, ...)")
+    require_file(path, IMAGE_EXPECTED)
     try:
         with Image.open(path) as img:
             img.load()
             arr = _to_rgb_array(img, background)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise MediaError(path, f"cannot be decoded as an image ({exc})") from None
+        raise MediaError(path, f"cannot be decoded as an image ({exc}); expected {IMAGE_EXPECTED}") from None
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise MediaError(path, f"image has zero size {arr.shape[1]}x{arr.shape[0]}")
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
@@ -64,12 +65,12 @@ def load_image(path: str | Path, background: tuple[int, int, int] = (0, 0, 0)) -
 def image_size(path: str | Path) -> tuple[int, int]:
     """``(width, height)`` read from the header, without decoding pixels."""
     path = Path(path)
-    require_file(path, "an image (PNG, JPEG, ...)")
+    require_file(path, IMAGE_EXPECTED)
     try:
         with Image.open(path) as img:
             return img.size
     except (UnidentifiedImageError, OSError) as exc:
-        raise MediaError(path, f"cannot be decoded as an image ({exc})") from None
+        raise MediaError(path, f"cannot be decoded as an image ({exc}); expected {IMAGE_EXPECTED}") from None
 
 
 def to_pil(image: torch.Tensor | np.ndarray) -> Image.Image:

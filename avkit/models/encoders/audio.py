@@ -2,26 +2,49 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from torch import Tensor, nn
 
+from avkit.audio.transforms import LogMelSpectrogram
 from avkit.models.encoders.base import ENCODERS, EncoderOutput, conv_bn_relu
 
 
 @ENCODERS.register("logmel_cnn")
 class LogMelCNN(nn.Module):
-    """VGGish-like 2-D CNN over a log-mel spectrogram.
+    """VGGish-like 2-D CNN over a log-mel spectrogram, with the front-end built in.
 
     Shapes:
-        input ``(B, 1, n_mels, frames)`` (or ``(B, n_mels, frames)``) ->
-        ``pooled (B, 8 * width)``, ``feature_map (B, 8 * width, n_mels / 16, frames / 16)``.
+        ``input="waveform"``: ``(B, T)`` at ``sample_rate``; the batched
+        :class:`~avkit.audio.transforms.LogMelSpectrogram` (25 ms Hamming
+        windows, 10 ms hop) runs on the model's device.
+        ``input="logmel"``: ``(B, 1, n_mels, frames)`` or ``(B, n_mels, frames)``.
+        Output: ``pooled (B, 8 * width)``, ``feature_map (B, 8 * width, n_mels / 16, frames / 16)``.
 
     Args:
         width: channels of the first block; each of the 4 blocks doubles it
             (two 3x3 conv-BN-ReLU, then 2x2 max-pool).
+        input: what ``forward`` takes, the waveform or a precomputed log-mel.
     """
 
-    def __init__(self, width: int = 32, in_channels: int = 1) -> None:
+    def __init__(
+        self,
+        width: int = 32,
+        in_channels: int = 1,
+        input: Literal["waveform", "logmel"] = "waveform",
+        sample_rate: int = 16000,
+        n_mels: int = 64,
+    ) -> None:
         super().__init__()
+        if input not in ("waveform", "logmel"):
+            raise ValueError(f"input must be 'waveform' or 'logmel', got {input!r}")
+        win = round(0.025 * sample_rate)
+        self.frontend = (
+            LogMelSpectrogram(sample_rate, n_fft=1 << (win - 1).bit_length(), win_length=win,
+                              hop_length=round(0.010 * sample_rate), n_mels=n_mels, top_db=80.0)
+            if input == "waveform" else None
+        )  # fmt: skip
+        self.input_norm = nn.BatchNorm2d(in_channels)  # log-mel dB values are far from unit scale
         chans = [in_channels, width, 2 * width, 4 * width, 8 * width]
         self.blocks = nn.Sequential(*[
             nn.Sequential(conv_bn_relu(chans[i], chans[i + 1]), conv_bn_relu(chans[i + 1], chans[i + 1]), nn.MaxPool2d(2))
@@ -30,9 +53,11 @@ class LogMelCNN(nn.Module):
         self.out_dim = chans[-1]
 
     def forward(self, x: Tensor) -> EncoderOutput:
+        if self.frontend is not None:
+            x = self.frontend(x.flatten(1) if x.dim() == 3 else x)
         if x.dim() == 3:
             x = x.unsqueeze(1)
-        fmap = self.blocks(x)
+        fmap = self.blocks(self.input_norm(x))
         return EncoderOutput(pooled=fmap.mean(dim=(-2, -1)), feature_map=fmap)
 
 

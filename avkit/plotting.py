@@ -1,0 +1,20 @@
+"""Shared plotting plumbing: a headless matplotlib, and atomic figure saves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from avkit.fileio import atomic_open  # noqa: E402
+
+
+def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 110) -> None:
+    """Save a matplotlib figure atomically and close it."""
+    path = Path(path)
+    with atomic_open(path) as handle:
+        fig.savefig(handle, format=path.suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)

@@ -1,0 +1,317 @@
+"""A persistent faiss index with string ids and JSON metadata in SQLite.
+
+    index = RetrievalIndex(dim=128, factory="HNSW32", fingerprint=fp, modality="image")
+    index.add(["img-1", "img-2"], vectors, metadata=[{"label": "7"}, {"label": "3"}])
+    hits = index.search(queries, k=5)          # one list of Hit per query, best first
+    index.save("runs/idx")                     # atomic
+    index = RetrievalIndex.load("runs/idx", expect_fingerprint=fp, expect_dim=128)
+
+Cosine similarity is the inner product of L2-normalised vectors (both sides
+are normalised here). Any ``faiss.index_factory`` string works; indexes that
+need training (IVF, PQ) are trained on the first vectors added. Flat and HNSW
+get ids through ``IndexIDMap2``. Indexes that cannot remove vectors (HNSW)
+mark removed ids in SQLite and filter them out of results.
+
+On disk, a directory: ``info.json`` (dimension, metric, factory, model
+fingerprint, generation) names the current ``index-<gen>.faiss`` and
+``meta-<gen>.sqlite``; a save writes a new generation, then switches
+``info.json`` atomically, so a crash never leaves a half-written index.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import faiss
+import numpy as np
+
+from avkit.errors import ArtifactError, AvkitError
+from avkit.fileio import atomic_write_bytes, atomic_write_json
+
+log = logging.getLogger(__name__)
+
+Metric = Literal["cosine", "l2"]
+FORMAT = 1
+_SCHEMA = """
+CREATE TABLE items (
+    id INTEGER PRIMARY KEY,          -- the faiss id
+    key TEXT NOT NULL UNIQUE,        -- the user's string id
+    metadata TEXT NOT NULL,          -- JSON object
+    removed INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+class RetrievalError(AvkitError):
+    """A retrieval-index operation that cannot be done as asked (duplicate id, too little training data)."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: the item's id, its score (cosine similarity, or -L2 distance), its metadata."""
+
+    key: str
+    score: float
+    metadata: dict[str, Any]
+
+
+def _as_matrix(x: Any, dim: int, what: str) -> np.ndarray:
+    arr = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != dim:
+        raise RetrievalError(f"{what}: expected vectors of shape (N, {dim}), got {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise RetrievalError(f"{what}: vectors contain NaN or Inf")
+    return arr
+
+
+class RetrievalIndex:
+    """faiss vectors + SQLite ids and metadata; see the module docstring.
+
+    Args:
+        dim: vector dimension.
+        factory: a ``faiss.index_factory`` string (``Flat``, ``HNSW32``, ``IVF256,Flat``, ``IVF256,PQ16``).
+        metric: ``cosine`` (normalised inner product) or ``l2``.
+        fingerprint: the embedding model's fingerprint; queries must come from the same model.
+        modality: what the vectors embed (recorded, shown, and checked by callers).
+        search_params: faiss parameters for search, e.g. ``{"nprobe": 16}`` or ``{"efSearch": 64}``.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        factory: str = "Flat",
+        metric: Metric = "cosine",
+        fingerprint: str = "",
+        modality: str = "",
+        search_params: dict[str, int] | None = None,
+    ) -> None:
+        if metric not in ("cosine", "l2"):
+            raise RetrievalError(f"metric must be 'cosine' or 'l2', got {metric!r}")
+        if dim < 1:
+            raise RetrievalError(f"dim must be positive, got {dim}")
+        self.dim, self.factory, self.metric = dim, factory, metric
+        self.fingerprint, self.modality = fingerprint, modality
+        self.search_params = dict(search_params or {})
+        self.index = self._build(dim, factory, metric)
+        self.db = sqlite3.connect(":memory:")
+        self.db.executescript(_SCHEMA)
+
+    @staticmethod
+    def _build(dim: int, factory: str, metric: Metric) -> faiss.Index:
+        faiss_metric = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
+        try:
+            index = faiss.index_factory(dim, factory, faiss_metric)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "invalid"
+            raise RetrievalError(f"factory {factory!r} is not a valid faiss index_factory string ({first})") from None
+        if not factory.startswith("IDMap") and "IVF" not in factory:
+            index = faiss.IndexIDMap2(index)  # Flat, HNSW, PQ... take custom ids only through an id map
+        return index
+
+    # -- contents ----------------------------------------------------------
+    def __len__(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM items WHERE removed = 0").fetchone()[0]
+
+    def __contains__(self, key: str) -> bool:
+        return self.db.execute("SELECT 1 FROM items WHERE key = ? AND removed = 0", (key,)).fetchone() is not None
+
+    def keys(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT key FROM items WHERE removed = 0 ORDER BY id")]
+
+    def _prepare(self, vectors: np.ndarray) -> np.ndarray:
+        if self.metric == "cosine":
+            vectors = vectors.copy()
+            faiss.normalize_L2(vectors)
+        return vectors
+
+    def add(
+        self,
+        keys: Sequence[str],
+        vectors: Any,
+        metadata: Sequence[dict[str, Any]] | None = None,
+        replace: bool = False,
+    ) -> None:
+        """Add vectors ``(N, dim)`` under string ids ``keys``.
+
+        Raises:
+            RetrievalError: a key repeats within ``keys``, or is already indexed and
+                ``replace`` is False; shapes do not match; too few vectors to train.
+        """
+        vecs = self._prepare(_as_matrix(vectors, self.dim, "add"))
+        keys = [str(k) for k in keys]
+        metadata = list(metadata) if metadata is not None else [{} for _ in keys]
+        if not (len(keys) == len(vecs) == len(metadata)):
+            raise RetrievalError(f"add: {len(keys)} ids, {len(vecs)} vectors and {len(metadata)} metadata rows differ")
+        if len(set(keys)) != len(keys):
+            dup = next(k for k in keys if keys.count(k) > 1)
+            raise RetrievalError(f"add: id {dup!r} appears more than once in this batch")
+        present = [k for k in keys if k in self]
+        if present and not replace:
+            raise RetrievalError(f"add: {len(present)} id(s) already in the index, e.g. {present[0]!r}; "
+                              "pass replace=True (--replace) to overwrite them")  # fmt: skip
+        if present:
+            self.remove(present)
+        if len(keys) == 0:
+            return
+        if not self.index.is_trained:
+            self._train(vecs)
+        start = (self.db.execute("SELECT MAX(id) FROM items").fetchone()[0] or -1) + 1
+        ids = np.arange(start, start + len(keys), dtype=np.int64)
+        self.index.add_with_ids(vecs, ids)
+        self.db.executemany("INSERT INTO items (id, key, metadata) VALUES (?, ?, ?)",
+                            [(int(i), k, json.dumps(m)) for i, k, m in zip(ids, keys, metadata)])  # fmt: skip
+        self.db.commit()
+
+    def _train(self, vecs: np.ndarray) -> None:
+        ivf = faiss.try_extract_index_ivf(self.index)
+        needed = ivf.nlist if ivf is not None else 256
+        if len(vecs) < needed:
+            raise RetrievalError(f"factory {self.factory!r} must be trained on at least {needed} vectors, "
+                              f"got {len(vecs)}; add more at once or use a smaller index (e.g. Flat)")  # fmt: skip
+        log.info("training %s on %d vectors", self.factory, len(vecs))
+        self.index.train(vecs)
+
+    def remove(self, keys: Sequence[str]) -> int:
+        """Remove ids (unknown ones are ignored); returns how many were removed."""
+        rows = [self.db.execute("SELECT id FROM items WHERE key = ? AND removed = 0", (str(k),)).fetchone() for k in keys]
+        ids = np.array([r[0] for r in rows if r is not None], dtype=np.int64)
+        if len(ids) == 0:
+            return 0
+        try:
+            self.index.remove_ids(ids)
+            self.db.executemany("DELETE FROM items WHERE id = ?", [(int(i),) for i in ids])
+        except RuntimeError:  # e.g. HNSW: keep the vectors, hide them from results
+            self.db.executemany("UPDATE items SET removed = 1 WHERE id = ?", [(int(i),) for i in ids])
+        self.db.commit()
+        return len(ids)
+
+    # -- search ------------------------------------------------------------
+    def search(self, queries: Any, k: int = 10) -> list[list[Hit]]:
+        """The ``k`` nearest items for each query ``(Q, dim)``, best first.
+
+        An empty index gives empty lists; ``k`` larger than the index gives every item.
+        """
+        if k < 1:
+            raise RetrievalError(f"k must be at least 1, got {k}")
+        q = self._prepare(_as_matrix(queries, self.dim, "search"))
+        hidden = self.db.execute("SELECT COUNT(*) FROM items WHERE removed = 1").fetchone()[0]
+        k_fetch = min(k + hidden, self.index.ntotal)
+        if k_fetch == 0:
+            return [[] for _ in range(len(q))]
+        for name, value in self.search_params.items():
+            faiss.ParameterSpace().set_index_parameter(self.index, name, value)
+        scores, ids = self.index.search(q, k_fetch)
+        if self.metric == "l2":
+            scores = -scores
+        wanted = sorted({int(i) for i in ids.ravel() if i >= 0})
+        rows = {}
+        for start in range(0, len(wanted), 900):  # SQLite's bound-parameter limit
+            part = wanted[start : start + 900]
+            sql = f"SELECT id, key, metadata FROM items WHERE removed = 0 AND id IN ({','.join('?' * len(part))})"
+            rows.update({r[0]: (r[1], r[2]) for r in self.db.execute(sql, part)})
+        out = []
+        for srow, irow in zip(scores, ids):
+            hits = [Hit(rows[i][0], float(s), json.loads(rows[i][1])) for s, i in zip(srow, irow) if i in rows]
+            out.append(hits[:k])
+        return out
+
+    # -- persistence -------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        return {"format": FORMAT, "dim": self.dim, "metric": self.metric, "factory": self.factory,
+                "fingerprint": self.fingerprint, "modality": self.modality, "count": len(self),
+                "search_params": self.search_params}  # fmt: skip
+
+    def save(self, path: str | Path) -> None:
+        """Write the index directory atomically (a new generation, then ``info.json``)."""
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise ArtifactError(path, "exists and is not an index directory")
+        path.mkdir(parents=True, exist_ok=True)
+        old = _read_info(path) if (path / "info.json").is_file() else None
+        gen = (old or {}).get("generation", -1) + 1
+        atomic_write_bytes(path / f"index-{gen}.faiss", faiss.serialize_index(self.index).tobytes())
+        fd, tmp = tempfile.mkstemp(dir=path, prefix=".meta-", suffix=".sqlite")
+        os.close(fd)
+        try:
+            with contextlib.closing(sqlite3.connect(tmp)) as dest:
+                self.db.backup(dest)
+            os.replace(tmp, path / f"meta-{gen}.sqlite")
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        atomic_write_json(path / "info.json", {**self.info(), "generation": gen})
+        for stale in [*path.glob("index-*.faiss"), *path.glob("meta-*.sqlite")]:
+            if stale.stem.split("-")[-1] != str(gen):
+                stale.unlink(missing_ok=True)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        expect_dim: int | None = None,
+        expect_metric: str | None = None,
+        expect_fingerprint: str | None = None,
+    ) -> RetrievalIndex:
+        """Open a saved index, refusing one that does not match what the caller will query with.
+
+        Raises:
+            ArtifactError: missing or corrupt files, or a dimension, metric or
+                model fingerprint other than the expected one.
+        """
+        path = Path(path)
+        info = _read_info(path)
+        for what, expected, actual in (("dimension", expect_dim, info["dim"]), ("metric", expect_metric, info["metric"]),
+                                       ("embedding model", expect_fingerprint, info["fingerprint"])):  # fmt: skip
+            if expected is not None and expected != actual:
+                raise ArtifactError(path, f"index was built with {what} {actual!r}, but the query uses {expected!r}; "
+                                    "rebuild the index with the same checkpoint (avkit embed, then avkit index build)")  # fmt: skip
+        self = cls.__new__(cls)
+        self.dim, self.factory, self.metric = info["dim"], info["factory"], info["metric"]
+        self.fingerprint, self.modality = info["fingerprint"], info["modality"]
+        self.search_params = info.get("search_params", {})
+        gen = info["generation"]
+        faiss_file, meta_file = path / f"index-{gen}.faiss", path / f"meta-{gen}.sqlite"
+        try:
+            self.index = faiss.deserialize_index(np.fromfile(faiss_file, dtype=np.uint8))
+        except (RuntimeError, OSError) as exc:
+            raise ArtifactError(faiss_file, f"corrupt or missing faiss index ({str(exc).strip().splitlines()[-1]})") from None
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{meta_file}?mode=ro", uri=True)) as src:
+                self.db = sqlite3.connect(":memory:")
+                src.backup(self.db)
+            self.db.execute("SELECT id, key, metadata, removed FROM items LIMIT 1").fetchall()
+        except sqlite3.Error as exc:
+            raise ArtifactError(meta_file, f"corrupt or missing id/metadata database ({exc})") from None
+        rows = self.db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+        if self.index.d != self.dim or self.index.ntotal != rows:
+            raise ArtifactError(path, f"faiss file ({self.index.ntotal} vectors of dim {self.index.d}) and "
+                                f"metadata ({rows} rows, dim {self.dim}) disagree; the index is damaged")  # fmt: skip
+        return self
+
+
+def _read_info(path: Path) -> dict[str, Any]:
+    info_file = path / "info.json"
+    if not info_file.is_file():
+        raise ArtifactError(path, "not an index directory (no info.json); build one with avkit index build")
+    try:
+        info = json.loads(info_file.read_text(encoding="utf-8"))
+        missing = {"format", "dim", "metric", "factory", "fingerprint", "modality", "generation"} - set(info)
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise ArtifactError(info_file, f"corrupt index info ({exc})") from None
+    if missing:
+        raise ArtifactError(info_file, f"index info lacks {sorted(missing)}")
+    if info["format"] != FORMAT:
+        raise ArtifactError(info_file, f"index format {info['format']!r}; this avkit reads format {FORMAT}")
+    return info
