@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from avkit import __version__
+from avkit.cli_matching import add_commands
 from avkit.errors import AvkitError
 
 EPILOG = textwrap.dedent(
@@ -20,6 +21,11 @@ EPILOG = textwrap.dedent(
       avkit plot-audio data/digits/audio/7-en-m3-t0.wav --out seven.png
       avkit data scenes --from data/digits --out data/scenes
       avkit features data/digits/manifest.jsonl --out data/digits/logmel.safetensors
+      avkit train experiments/configs/contrastive.toml     # audio <-> image matching, ~3 min
+      avkit embed --checkpoint runs/contrastive --manifest data/digits/manifest.jsonl \
+                  --modality image --split test --out runs/test-images.safetensors
+      avkit index build --embeddings runs/test-images.safetensors --out runs/image-index
+      avkit query --index runs/image-index --checkpoint runs/contrastive --audio data/digits/audio/7-en-m3-t0.wav
 
     every command that takes data takes a manifest (JSONL, one pair per line):
       {"id": "a1", "audio": "audio/a1.wav", "image": "images/a1.png", "label": "7", "split": "train"}
@@ -169,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="output image (.png, .svg, .pdf)")
     _add_frontend_args(p)
     p.set_defaults(func=_cmd_plot_audio)
+    add_commands(sub)
     return parser
 
 
@@ -178,9 +185,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its CPU-feature probing is noise
     try:
         return int(args.func(args))
     except AvkitError as exc:
+        print(f"avkit: error: {exc}", file=sys.stderr)
+        return 2
+    except FloatingPointError as exc:  # a diverged training run: say so, without a traceback
         print(f"avkit: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from avkit.audio.io import AUDIO_EXPECTED, load_audio
+from avkit.audio.transforms import LogMelSpectrogram
 from avkit.modalities.base import Modality, register_modality
 
 SAMPLE_RATE = 16000
@@ -27,6 +31,11 @@ def _preprocess(wav: Tensor) -> Tensor:
     return fix_length(wav, round(SAMPLE_RATE * SECONDS)).to(torch.float32)
 
 
+def _render(path: Path) -> np.ndarray:
+    """The clip's log-mel spectrogram ``(n_mels, frames)`` in dB, low frequencies first."""
+    return LogMelSpectrogram(SAMPLE_RATE, top_db=80.0)(load_audio(path, SAMPLE_RATE)).numpy()
+
+
 AUDIO = register_modality(
     Modality(
         name="audio",
@@ -35,5 +44,6 @@ AUDIO = register_modality(
         encoders=("logmel_cnn", "soundnet"),
         metadata={"sample_rate": SAMPLE_RATE, "seconds": SECONDS, "shape": "(T,)"},
         describe=AUDIO_EXPECTED,
+        render=_render,
     )
 )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch import Tensor
 
 from avkit.errors import ConfigError, MediaError
@@ -32,6 +33,8 @@ class Modality:
             is the default.
         metadata: facts such as ``sample_rate`` or ``image_size``.
         describe: what a file of this modality is, for error messages.
+        render: ``path -> array`` to draw in galleries (``(H, W)`` shown with a
+            colour map, or ``(H, W, 3)`` RGB in [0, 1]); None draws the file name.
     """
 
     name: str
@@ -40,6 +43,7 @@ class Modality:
     encoders: tuple[str, ...]
     metadata: Mapping[str, Any] = field(default_factory=dict)
     describe: str = "a file"
+    render: Callable[[Path], np.ndarray] | None = None
 
     def load_tensor(self, path: str | Path) -> Tensor:
         """``path -> preprocessed tensor``; bad files raise MediaError naming ``path``."""

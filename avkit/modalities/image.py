@@ -25,5 +25,6 @@ IMAGE = register_modality(
         encoders=("image_resnet",),
         metadata={"image_size": IMAGE_SIZE, "shape": "(3, H, W)"},
         describe=IMAGE_EXPECTED,
+        render=lambda path: load_image(path).permute(1, 2, 0).numpy(),
     )
 )

@@ -1,0 +1,222 @@
+"""CLI commands for training, embedding, indexing and querying (part of ``avkit``'s CLI).
+
+Modality options (``--audio FILE``, ``--image FILE``, ...) come from the
+modality registry, so a newly registered modality gets its own option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from avkit.errors import ArtifactError, ConfigError
+
+TRAIN_EPILOG = """\
+examples:
+  avkit train experiments/configs/contrastive.toml
+  avkit train experiments/configs/contrastive.toml --set optim.epochs=3 --set out=runs/quick
+  avkit train experiments/configs/contrastive.toml --resume      # continue after a crash or kill
+  torchrun --nproc_per_node 2 -m avkit train CONFIG              # data-parallel (gloo on CPU)
+
+the run directory (the config's 'out') gets config.json, environment.json, metrics.jsonl,
+plots/curves.png, checkpoints/{best,last}.safetensors (+ .json) and summary.json.
+"""
+
+QUERY_EPILOG = """\
+a session:
+  avkit embed --checkpoint runs/contrastive --manifest data/digits/manifest.jsonl --modality image --split test --out emb.safetensors
+  avkit index build --embeddings emb.safetensors --out runs/image-index
+  avkit query --index runs/image-index --checkpoint runs/contrastive --audio data/digits/audio/7-en-f2-t0.wav -k 5 --gallery q.png
+"""
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from avkit.config import load_config
+    from avkit.train import TrainConfig, train
+
+    cfg = load_config(TrainConfig, args.config, args.set)
+    result = train(cfg, resume=args.resume, show_progress=True)
+    print(f"trained {cfg.task} for {result.steps} steps in {result.seconds:.0f} s; run directory {result.run_dir}")
+    print(f"best validation score {result.best_score:.4f} (model fingerprint {result.fingerprint})")
+    for key, value in result.best_metrics.items():
+        print(f"  {key:32s} {value:.4f}")
+    return 0
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from avkit.retrieval.embeddings import embed_manifest, save_embeddings
+    from avkit.train.tasks import load_task
+
+    task, ckpt = load_task(args.checkpoint)
+    emb, skipped = embed_manifest(task, ckpt.state["fingerprint"], args.manifest, args.modality, args.split,
+                                  args.batch_size, args.strict, show_progress=True, checkpoint=str(ckpt.path))  # fmt: skip
+    save_embeddings(args.out, emb)
+    print(f"wrote {len(emb.ids)} {args.modality} embeddings of dim {emb.dim} to {args.out} (model {emb.fingerprint})")
+    for rid, reason in skipped:
+        print(f"  skipped {rid}: {reason}")
+    return 0
+
+
+def _search_params(args: argparse.Namespace) -> dict[str, int]:
+    params = {}
+    if args.nprobe is not None:
+        params["nprobe"] = args.nprobe
+    if args.ef_search is not None:
+        params["efSearch"] = args.ef_search
+    return params
+
+
+def _cmd_index_build(args: argparse.Namespace) -> int:
+    from avkit.retrieval import RetrievalIndex
+    from avkit.retrieval.embeddings import load_embeddings
+
+    emb = load_embeddings(args.embeddings)
+    if (Path(args.out) / "info.json").exists() and not args.overwrite:
+        raise ArtifactError(args.out, "an index already exists here; pass --overwrite to replace it, or use 'index add'")
+    index = RetrievalIndex(emb.dim, args.factory, fingerprint=emb.fingerprint, modality=emb.modality,
+                           search_params=_search_params(args))  # fmt: skip
+    index.add(emb.ids, emb.vectors.numpy(), emb.metadata())
+    index.save(args.out)
+    print(f"indexed {len(index)} {emb.modality} vectors (dim {emb.dim}, {args.factory}, cosine) in {args.out}")
+    return 0
+
+
+def _cmd_index_add(args: argparse.Namespace) -> int:
+    from avkit.retrieval import RetrievalIndex
+    from avkit.retrieval.embeddings import load_embeddings
+
+    emb = load_embeddings(args.embeddings)
+    index = RetrievalIndex.load(args.index, expect_dim=emb.dim, expect_fingerprint=emb.fingerprint)
+    if emb.modality != index.modality:
+        raise ArtifactError(args.embeddings, f"holds {emb.modality} embeddings, but the index holds {index.modality}")
+    before = len(index)
+    index.add(emb.ids, emb.vectors.numpy(), emb.metadata(), replace=args.replace)
+    index.save(args.index)
+    print(f"added {len(emb.ids)} vectors to {args.index}: {before} -> {len(index)} items")
+    return 0
+
+
+def _cmd_index_info(args: argparse.Namespace) -> int:
+    from avkit.retrieval import RetrievalIndex
+
+    index = RetrievalIndex.load(args.index)
+    print(json.dumps({**index.info(), "path": str(args.index)}, indent=2))
+    return 0
+
+
+def _cmd_query(args: argparse.Namespace) -> int:
+    import torch
+
+    from avkit.modalities import get_modality, list_modalities
+    from avkit.retrieval import RetrievalIndex
+    from avkit.train.tasks import load_task
+
+    given = [(m, getattr(args, m)) for m in list_modalities() if getattr(args, m, None) is not None]
+    if len(given) != 1:
+        raise ConfigError(f"give exactly one query file, as one of {['--' + m for m in list_modalities()]}")
+    modality, path = given[0]
+    task, ckpt = load_task(args.checkpoint)
+    if modality not in task.embedding_modalities():
+        raise ConfigError(f"the model in {ckpt.path} embeds {list(task.embedding_modalities())}, not {modality}")
+    index = RetrievalIndex.load(args.index, expect_fingerprint=ckpt.state["fingerprint"])
+    x = get_modality(modality).load_tensor(path)
+    with torch.no_grad():
+        vec = task.embed(modality, x.unsqueeze(0)).numpy()
+    hits = index.search(vec, args.k)[0]
+    if not hits:
+        print(f"the index {args.index} is empty")
+        return 0
+    print(f"query {modality} {path} -> {len(hits)} nearest {index.modality} items of {len(index)}:")
+    print(f"{'rank':>4}  {'score':>7}  {'id':24s} {'label':6s} path")
+    for rank, hit in enumerate(hits, start=1):
+        print(f"{rank:>4}  {hit.score:7.4f}  {hit.key:24s} {hit.metadata.get('label')!s:6s} {hit.metadata.get('path', '')}")
+    if args.k > len(hits):
+        print(f"(asked for {args.k}; the index holds only {len(hits)})")
+    if args.gallery:
+        from avkit.retrieval.gallery import plot_gallery
+
+        plot_gallery(modality, path, index.modality, hits, args.gallery, query_label=args.label)
+        print(f"gallery: {args.gallery}")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from avkit.models.encoders import list_encoders
+    from avkit.models.heads import HEADS
+    from avkit.modalities import get_modality, list_modalities
+    from avkit.train.tasks import TASKS
+
+    print("modalities:")
+    for name in list_modalities():
+        mod = get_modality(name)
+        meta = ", ".join(f"{k}={v}" for k, v in mod.metadata.items())
+        print(f"  {name:10s} encoders {list(mod.encoders)}; {meta}")
+    print(f"encoders:   {list_encoders()}")
+    print(f"heads:      {HEADS.names()}")
+    print(f"tasks:      {TASKS.names()}")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register train, embed, index, query and list on the top-level parser."""
+    from avkit.modalities import list_modalities
+
+    raw = argparse.RawDescriptionHelpFormatter
+    p = sub.add_parser("train", help="train a model from a config (contrastive, classify, distill)",
+                       description="Train the task a config describes; record config, seed, commit, metrics, "
+                       "plots and checkpoints in its run directory.", epilog=TRAIN_EPILOG, formatter_class=raw)  # fmt: skip
+    p.add_argument("config", type=Path, help="TOML or JSON config (see experiments/configs/)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting, e.g. --set optim.epochs=5 (repeatable)")  # fmt: skip
+    p.add_argument("--resume", action="store_true", help="continue the run in the config's 'out' from its last checkpoint")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("embed", help="embed one modality of a manifest with a trained model",
+                       description="Embed every item of one modality (optionally one split) into an "
+                       "embeddings file, batched.", epilog=QUERY_EPILOG, formatter_class=raw)  # fmt: skip
+    p.add_argument("--checkpoint", required=True, type=Path, help="run directory (uses its best checkpoint) or .safetensors")
+    p.add_argument("--manifest", required=True, type=Path, help="manifest.jsonl")
+    p.add_argument("--modality", required=True, choices=list_modalities(), help="which files to embed")
+    p.add_argument("--split", default=None, help="only this split (default: every record)")
+    p.add_argument("--out", required=True, type=Path, help="output embeddings .safetensors")
+    p.add_argument("--batch-size", type=int, default=256, help="items per forward pass (default 256)")
+    p.add_argument("--strict", action="store_true", help="fail on the first unreadable file instead of skipping it")
+    p.set_defaults(func=_cmd_embed)
+
+    p = sub.add_parser("index", help="build, extend or inspect a retrieval index",
+                       description="Persistent faiss indexes with string ids and metadata.", epilog=QUERY_EPILOG,
+                       formatter_class=raw)  # fmt: skip
+    isub = p.add_subparsers(dest="index_command", metavar="SUBCOMMAND", required=True)
+    b = isub.add_parser("build", help="a new index from an embeddings file")
+    b.add_argument("--embeddings", required=True, type=Path, help="from avkit embed")
+    b.add_argument("--out", required=True, type=Path, help="index directory")
+    b.add_argument("--factory", default="Flat",
+                   help="faiss index_factory string: Flat (exact), HNSW32, IVF{k},Flat, IVF{k},PQ{m} (default Flat)")  # fmt: skip
+    b.add_argument("--nprobe", type=int, help="IVF: lists probed per search")
+    b.add_argument("--ef-search", type=int, help="HNSW: search breadth (efSearch)")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing index at --out")
+    b.set_defaults(func=_cmd_index_build)
+    a = isub.add_parser("add", help="add an embeddings file to an existing index")
+    a.add_argument("--index", required=True, type=Path, help="index directory")
+    a.add_argument("--embeddings", required=True, type=Path, help="from avkit embed (same model)")
+    a.add_argument("--replace", action="store_true", help="overwrite ids already in the index (default: refuse)")
+    a.set_defaults(func=_cmd_index_add)
+    i = isub.add_parser("info", help="print an index's dimension, metric, model fingerprint and size")
+    i.add_argument("index", type=Path, help="index directory")
+    i.set_defaults(func=_cmd_index_info)
+
+    p = sub.add_parser("query", help="find the nearest indexed items to a file (any modality)",
+                       description="Embed one query file with a trained model and print the k nearest "
+                       "items of an index built with the same model.", epilog=QUERY_EPILOG, formatter_class=raw)  # fmt: skip
+    p.add_argument("--index", required=True, type=Path, help="index directory")
+    p.add_argument("--checkpoint", required=True, type=Path, help="the run that made the index's embeddings")
+    for name in list_modalities():
+        p.add_argument(f"--{name}", type=Path, metavar="FILE", help=f"query with this {name} file")
+    p.add_argument("-k", type=int, default=5, help="results to return (default 5)")
+    p.add_argument("--label", help="the query's label, to colour the gallery (green: same label)")
+    p.add_argument("--gallery", type=Path, help="save a picture of the query and its results here")
+    p.set_defaults(func=_cmd_query)
+
+    p = sub.add_parser("list", help="list registered modalities, encoders, heads and tasks")
+    p.set_defaults(func=_cmd_list)
