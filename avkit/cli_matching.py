@@ -142,9 +142,9 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    from avkit.modalities import get_modality, list_modalities
     from avkit.models.encoders import list_encoders
     from avkit.models.heads import HEADS
-    from avkit.modalities import get_modality, list_modalities
     from avkit.train.tasks import TASKS
 
     print("modalities:")

@@ -26,3 +26,40 @@ def speechlike() -> np.ndarray:
     phase = 2 * np.pi * np.cumsum(140 * (1 + 0.05 * np.sin(2 * np.pi * 5 * t))) / 16000
     sig = sum(np.sin(k * phase) / k for k in range(1, 8)) * 0.2 + 0.01 * rng.standard_normal(16000)
     return sig.astype(np.float32)
+
+
+def tiny_config(manifest: Path, out: Path, task: str = "contrastive", **overrides: object) -> dict:
+    """A training config small enough for a test to train in seconds."""
+    cfg: dict = {
+        "task": task, "manifest": str(manifest), "out": str(out), "seed": 0,
+        "modalities": ["audio", "image"],
+        "encoders": {"audio": {"name": "logmel_cnn", "width": 4}, "image": {"name": "image_resnet", "width": 4, "stages": 2}},
+        "embed_dim": 16, "checkpoint_every": 3, "log_every": 1,
+        "optim": {"epochs": 2, "batch_size": 16, "lr": 3e-3, "warmup_steps": 2},
+    }  # fmt: skip
+    for key, value in overrides.items():
+        node = cfg
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return cfg
+
+
+def write_config(path: Path, cfg: dict) -> Path:
+    """Write a config dict as JSON (the loader takes TOML or JSON)."""
+    import json
+
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_run(small_digits: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny contrastive run on the small AV-digits build, trained once per session."""
+    from avkit.config import from_dict
+    from avkit.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("runs") / "contrastive"
+    train(from_dict(TrainConfig, tiny_config(small_digits / "manifest.jsonl", out)))
+    return out

@@ -44,10 +44,11 @@ FORMAT = 1
 _SCHEMA = """
 CREATE TABLE items (
     id INTEGER PRIMARY KEY,          -- the faiss id
-    key TEXT NOT NULL UNIQUE,        -- the user's string id
+    key TEXT NOT NULL,               -- the user's string id
     metadata TEXT NOT NULL,          -- JSON object
     removed INTEGER NOT NULL DEFAULT 0
 );
+CREATE UNIQUE INDEX live_keys ON items(key) WHERE removed = 0;
 """
 
 
@@ -166,7 +167,7 @@ class RetrievalIndex:
             return
         if not self.index.is_trained:
             self._train(vecs)
-        start = (self.db.execute("SELECT MAX(id) FROM items").fetchone()[0] or -1) + 1
+        start = self.db.execute("SELECT COALESCE(MAX(id), -1) + 1 FROM items").fetchone()[0]
         ids = np.arange(start, start + len(keys), dtype=np.int64)
         self.index.add_with_ids(vecs, ids)
         self.db.executemany("INSERT INTO items (id, key, metadata) VALUES (?, ?, ?)",

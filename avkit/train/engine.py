@@ -274,7 +274,7 @@ class _Run:
         self.optimizer.step()
         self.scheduler.step()
         self.step += 1
-        return float(loss), logs
+        return float(loss.detach()), logs
 
 
 def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = False) -> RunResult:

@@ -1,0 +1,136 @@
+"""RetrievalIndex: every factory kind, ids and metadata, persistence, and each bad-input case."""
+
+from __future__ import annotations
+
+import json
+
+import faiss
+import numpy as np
+import pytest
+
+from avkit.errors import ArtifactError
+from avkit.retrieval import RetrievalError, RetrievalIndex
+
+
+def _data(n: int = 600, d: int = 16, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    x = np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+    return [f"k{i}" for i in range(n)], x
+
+
+@pytest.mark.parametrize("factory", ["Flat", "HNSW32", "IVF8,Flat", "IVF8,PQ4"])
+def test_add_search_remove_save_load(factory, tmp_path):
+    keys, x = _data()
+    idx = RetrievalIndex(16, factory, fingerprint="fp", modality="image", search_params={"nprobe": 8} if "IVF" in factory else {})
+    idx.add(keys, x, [{"label": str(i % 3)} for i in range(len(keys))])
+    hits = idx.search(x[:5], k=3)
+    assert len(hits) == 5 and all(len(h) == 3 for h in hits)
+    if "PQ" not in factory:  # exact vectors: each finds itself first, with cosine 1
+        assert [h[0].key for h in hits] == keys[:5] and hits[0][0].score == pytest.approx(1.0, abs=1e-4)
+    assert hits[1][0].metadata == {"label": "1"}
+    assert idx.remove(["k0", "k1", "missing"]) == 2
+    assert len(idx) == 598 and "k0" not in idx
+    assert all(h.key not in ("k0", "k1") for h in idx.search(x[:2], k=10)[0])
+    idx.save(tmp_path / "idx")
+    again = RetrievalIndex.load(tmp_path / "idx", expect_dim=16, expect_metric="cosine", expect_fingerprint="fp")
+    assert len(again) == 598 and again.keys() == idx.keys()
+    assert [h.key for h in again.search(x[5:6], k=4)[0]] == [h.key for h in idx.search(x[5:6], k=4)[0]]
+
+
+def test_cosine_ignores_vector_length():
+    idx = RetrievalIndex(2)
+    idx.add(["a", "b"], np.array([[10.0, 0.0], [1.0, 1.0]]))
+    hit = idx.search(np.array([[0.1, 0.0]]), k=1)[0][0]
+    assert hit.key == "a" and hit.score == pytest.approx(1.0)
+
+
+def test_empty_index_and_k_larger_than_the_index():
+    idx = RetrievalIndex(4)
+    assert idx.search(np.ones((2, 4)), k=5) == [[], []]
+    idx.add(["a", "b"], np.eye(4)[:2])
+    assert [h.key for h in idx.search(np.eye(4)[:1], k=50)[0]] == ["a", "b"]
+    with pytest.raises(RetrievalError, match="k must be at least 1"):
+        idx.search(np.eye(4)[:1], k=0)
+
+
+def test_duplicate_ids_are_refused_or_replaced_on_request():
+    idx = RetrievalIndex(4)
+    idx.add(["a", "b"], np.eye(4)[:2], [{"v": 1}, {"v": 1}])
+    with pytest.raises(RetrievalError, match=r"1 id\(s\) already in the index, e.g. 'a'; pass replace=True"):
+        idx.add(["a"], np.eye(4)[2:3])
+    with pytest.raises(RetrievalError, match="'c' appears more than once"):
+        idx.add(["c", "c"], np.eye(4)[2:4])
+    idx.add(["a"], np.eye(4)[2:3], [{"v": 2}], replace=True)
+    assert len(idx) == 2
+    hit = idx.search(np.eye(4)[2:3], k=1)[0][0]
+    assert (hit.key, hit.metadata) == ("a", {"v": 2})
+
+
+def test_hnsw_remove_and_replace_hide_the_old_vector():
+    keys, x = _data(300)
+    idx = RetrievalIndex(16, "HNSW32")
+    idx.add(keys, x)
+    idx.add(["k0"], x[1:2], replace=True)  # k0 now holds k1's vector
+    assert all(h.key != "k0" or h.score < 0.99 for h in idx.search(x[0:1], k=5)[0])  # old vector hidden
+    assert {h.key for h in idx.search(x[1:2], k=2)[0]} == {"k0", "k1"}
+    assert len(idx) == 300
+
+
+def test_bad_shapes_factories_and_training_sizes():
+    with pytest.raises(RetrievalError, match=r"expected vectors of shape \(N, 4\), got \(2, 3\)"):
+        RetrievalIndex(4).add(["a", "b"], np.ones((2, 3)))
+    with pytest.raises(RetrievalError, match="NaN or Inf"):
+        RetrievalIndex(4).add(["a"], np.full((1, 4), np.nan))
+    with pytest.raises(RetrievalError, match="not a valid faiss index_factory string"):
+        RetrievalIndex(4, "NoSuchIndex")
+    with pytest.raises(RetrievalError, match="trained on at least 64 vectors, got 10"):
+        RetrievalIndex(4, "IVF64,Flat").add([str(i) for i in range(10)], np.ones((10, 4)))
+
+
+def test_load_refuses_another_model_dimension_or_metric(tmp_path):
+    idx = RetrievalIndex(4, fingerprint="model-a", modality="image")
+    idx.add(["a"], np.eye(4)[:1])
+    idx.save(tmp_path / "idx")
+    with pytest.raises(ArtifactError, match="built with embedding model 'model-a', but the query uses 'model-b'"):
+        RetrievalIndex.load(tmp_path / "idx", expect_fingerprint="model-b")
+    with pytest.raises(ArtifactError, match="built with dimension 4, but the query uses 8"):
+        RetrievalIndex.load(tmp_path / "idx", expect_dim=8)
+    with pytest.raises(ArtifactError, match="built with metric 'cosine'"):
+        RetrievalIndex.load(tmp_path / "idx", expect_metric="l2")
+    with pytest.raises(ArtifactError, match="not an index directory"):
+        RetrievalIndex.load(tmp_path)
+
+
+def test_corrupt_files_get_clear_errors(tmp_path):
+    idx = RetrievalIndex(4)
+    idx.add(["a", "b"], np.eye(4)[:2])
+    idx.save(tmp_path / "idx")
+    gen = json.loads((tmp_path / "idx" / "info.json").read_text())["generation"]
+    faiss_file = tmp_path / "idx" / f"index-{gen}.faiss"
+    good = faiss_file.read_bytes()
+    faiss_file.write_bytes(good[: len(good) // 2])
+    with pytest.raises(ArtifactError, match=r"index-0\.faiss: corrupt or missing faiss index"):
+        RetrievalIndex.load(tmp_path / "idx")
+    faiss_file.write_bytes(good)
+    (tmp_path / "idx" / f"meta-{gen}.sqlite").write_bytes(b"not a database at all" * 10)
+    with pytest.raises(ArtifactError, match="corrupt or missing id/metadata database"):
+        RetrievalIndex.load(tmp_path / "idx")
+    (tmp_path / "idx" / "info.json").write_text("{")
+    with pytest.raises(ArtifactError, match="corrupt index info"):
+        RetrievalIndex.load(tmp_path / "idx")
+
+
+def test_a_failed_save_leaves_the_previous_index_whole(tmp_path, monkeypatch):
+    idx = RetrievalIndex(4)
+    idx.add(["a"], np.eye(4)[:1])
+    idx.save(tmp_path / "idx")
+    before = sorted(p.name for p in (tmp_path / "idx").iterdir())
+    idx.add(["b"], np.eye(4)[1:2])
+
+    def boom(index: faiss.Index) -> np.ndarray:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(faiss, "serialize_index", boom)
+    with pytest.raises(OSError, match="disk full"):
+        idx.save(tmp_path / "idx")
+    assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == before
+    assert RetrievalIndex.load(tmp_path / "idx").keys() == ["a"]

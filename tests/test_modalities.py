@@ -1,0 +1,64 @@
+"""The modality registry: built-ins, lookups, errors, and the encoders each offers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import avkit
+from avkit.errors import ConfigError, MediaError
+from avkit.modalities import Modality, get_modality, list_modalities, register_modality
+from avkit.modalities.base import MODALITIES
+from avkit.models.tower import build_encoder
+
+
+def test_builtins_are_registered_and_reachable_from_the_top_level():
+    assert {"audio", "image"} <= set(list_modalities())
+    assert avkit.list_modalities() == list_modalities()
+    assert avkit.register_modality is register_modality
+    assert get_modality("audio").metadata["sample_rate"] == 16000
+    with pytest.raises(ConfigError, match=r"unknown modality 'smell'; known: \["):
+        get_modality("smell")
+
+
+def test_a_second_owner_of_a_name_is_refused_unless_replacing():
+    mod = Modality("tmp_mod", load=lambda p: torch.zeros(2), preprocess=lambda x: x, encoders=("image_resnet",))
+    try:
+        register_modality(mod)
+        with pytest.raises(ConfigError, match="already registered"):
+            register_modality(Modality("tmp_mod", load=lambda p: 0, preprocess=lambda x: x, encoders=("soundnet",)))
+        register_modality(Modality("tmp_mod", load=lambda p: 0, preprocess=lambda x: x, encoders=("soundnet",)), replace=True)
+        assert get_modality("tmp_mod").encoders == ("soundnet",)
+    finally:
+        MODALITIES.unregister("tmp_mod")
+    with pytest.raises(ConfigError, match="at least one encoder"):
+        register_modality(Modality("tmp_mod", load=lambda p: 0, preprocess=lambda x: x, encoders=()))
+
+
+def test_preprocessed_items_have_one_shape(small_digits, speechlike, tmp_path):
+    from avkit.audio.io import save_audio
+
+    short = tmp_path / "short.wav"
+    save_audio(short, speechlike[:4000], 16000)
+    long = tmp_path / "long.flac"
+    save_audio(long, speechlike.repeat(3), 22050)  # resampled, then centre-cropped
+    audio = get_modality("audio")
+    assert audio.load_tensor(short).shape == audio.load_tensor(long).shape == (16000,)
+    img = next((small_digits / "images").iterdir())
+    assert get_modality("image").load_tensor(img).shape == (3, 32, 32)
+
+
+def test_a_file_of_the_wrong_modality_is_named_in_the_error(small_digits):
+    wav = next((small_digits / "audio").iterdir())
+    with pytest.raises(MediaError, match=rf"{wav.name}: cannot be decoded as an image"):
+        get_modality("image").load_tensor(wav)
+    png = next((small_digits / "images").iterdir())
+    with pytest.raises(MediaError, match=rf"{png.name}: cannot be decoded as audio"):
+        get_modality("audio").load_tensor(png)
+
+
+def test_build_encoder_checks_the_modality_offers_it():
+    assert build_encoder("audio", {"name": "soundnet", "width_mult": 0.125}).out_dim == 128
+    assert type(build_encoder("audio")).__name__ == "LogMelCNN"  # the first listed is the default
+    with pytest.raises(ConfigError, match=r"encoder 'image_resnet' does not take 'audio' input; audio offers"):
+        build_encoder("audio", {"name": "image_resnet"})
