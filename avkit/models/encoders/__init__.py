@@ -1,7 +1,7 @@
 """Encoders, registered by name: ``create_encoder("logmel_cnn")``, ``list_encoders()``."""
 
 from avkit.models.encoders.audio import LogMelCNN, SoundNet1d
-from avkit.models.encoders.base import ENCODERS, EncoderOutput
+from avkit.models.encoders.base import ENCODERS, EncoderOutput, conv_bn_relu
 from avkit.models.encoders.image import ImageResNet
 
 
@@ -15,4 +15,4 @@ def list_encoders(pattern: str = "*") -> list[str]:
     return ENCODERS.names(pattern)
 
 
-__all__ = ["ENCODERS", "EncoderOutput", "ImageResNet", "LogMelCNN", "SoundNet1d", "create_encoder", "list_encoders"]
+__all__ = ["ENCODERS", "EncoderOutput", "ImageResNet", "LogMelCNN", "SoundNet1d", "conv_bn_relu", "create_encoder", "list_encoders"]
