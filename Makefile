@@ -35,6 +35,7 @@ lint: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/frontend.py
+	$(PY) benchmarks/retrieval.py
 
 clean:
 	rm -rf runs .pytest_cache

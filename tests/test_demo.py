@@ -8,13 +8,15 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SMALL_MODEL = ["--set", "matching.epochs=1", "--set", "matching.queries=1"]
 
 
 def test_demo_writes_report_plots_and_config(tmp_path):
     out = tmp_path / "demo"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "experiments" / "demo.py"), "--out", str(out), "--set", "digits.size=small"],
-        capture_output=True, text=True, check=False,
+        [sys.executable, str(ROOT / "experiments" / "demo.py"), "--out", str(out), "--set", "digits.size=small",
+         *SMALL_MODEL],
+        capture_output=True, text=True, check=False, cwd=ROOT,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = (out / "report.md").read_text()
@@ -25,13 +27,21 @@ def test_demo_writes_report_plots_and_config(tmp_path):
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["config"]["seed"] == 0 and cfg["config"]["digits"]["size"] == "small"
     assert cfg["environment"]["torch"]
-    # A second run reuses the data built with the same config.
+    # matching: metrics both ways, curves, galleries, indexes
+    assert "| audio → image |" in report and "| image → audio |" in report
+    assert (out / "contrastive" / "plots" / "curves.png").is_file()
+    galleries = sorted((out / "plots").glob("query-*.png"))
+    assert len(galleries) == 2 and all(f"plots/{g.name}" in report for g in galleries)
+    assert (out / "index-audio" / "info.json").is_file() and (out / "index-image" / "info.json").is_file()
+    # A second run reuses the data and the model built with the same config.
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "experiments" / "demo.py"), "--out", str(out), "--set", "digits.size=small"],
-        capture_output=True, text=True, check=False,
+        [sys.executable, str(ROOT / "experiments" / "demo.py"), "--out", str(out), "--set", "digits.size=small",
+         *SMALL_MODEL],
+        capture_output=True, text=True, check=False, cwd=ROOT,
     )  # fmt: skip
-    assert proc.returncode == 0
-    assert "build AV-digits (reused)" in (out / "report.md").read_text()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    again = (out / "report.md").read_text()
+    assert "build AV-digits (reused)" in again and "train contrastive model (reused)" in again
 
 
 def test_demo_bad_config_is_one_line_error(tmp_path):

@@ -282,4 +282,19 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = False) -
     return _Run(cfg, resume, show_progress).run()
 
 
-__all__ = ["DistInfo", "RunResult", "WarmupCosine", "train"]
+def train_or_reuse(cfg: TrainConfig, show_progress: bool = False) -> tuple[RunResult, bool]:
+    """Reuse a finished run with the same config, resume an interrupted one, or train.
+
+    Returns the result and whether it was reused (``seconds`` is then 0).
+    """
+    out = Path(cfg.out)
+    summary, saved = out / "summary.json", out / "config.json"
+    if summary.is_file() and saved.is_file() and json.loads(saved.read_text()) == to_dict(cfg):
+        s = json.loads(summary.read_text())
+        log.info("reusing the finished run in %s", out)
+        return RunResult(out, s["steps"], 0.0, s["best_score"], s["best_metrics"], s["fingerprint"]), True
+    resume = (out / "checkpoints" / "last.safetensors").is_file()
+    return train(cfg, resume=resume, show_progress=show_progress), False
+
+
+__all__ = ["DistInfo", "RunResult", "WarmupCosine", "train", "train_or_reuse"]

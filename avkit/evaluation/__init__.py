@@ -1,0 +1,1 @@
+"""Evaluation beyond a task's own validation: linear probes and baselines."""
