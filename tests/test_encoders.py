@@ -63,7 +63,7 @@ def test_image_resnet_map_and_vector():
     assert torch.allclose(out.pooled, out.feature_map.mean(dim=(-2, -1)))
 
 
-@pytest.mark.parametrize("name,shape", [("logmel_cnn", (2, 1, 64, 101)), ("soundnet", (2, 16000)), ("image_resnet", (2, 3, 32, 32))])
+@pytest.mark.parametrize("name,shape", [("logmel_cnn", (2, 16000)), ("soundnet", (2, 16000)), ("image_resnet", (2, 3, 32, 32))])
 def test_gradients_reach_the_input(name, shape):
     enc = create_encoder(name)
     x = torch.randn(*shape, requires_grad=True)
