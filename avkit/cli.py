@@ -11,7 +11,7 @@ from pathlib import Path
 
 from avkit import __version__
 from avkit.cli_matching import add_commands
-from avkit.errors import AvkitError
+from avkit.errors import AvkitError, ConfigError
 
 EPILOG = textwrap.dedent(
     """\
@@ -21,7 +21,7 @@ EPILOG = textwrap.dedent(
       avkit plot-audio data/digits/audio/7-en-m3-t0.wav --out seven.png
       avkit data scenes --from data/digits --out data/scenes
       avkit features data/digits/manifest.jsonl --out data/digits/logmel.safetensors
-      avkit train experiments/configs/contrastive.toml     # audio <-> image matching, ~3 min
+      avkit train experiments/configs/contrastive.toml     # audio <-> image matching, a few minutes
       avkit embed --checkpoint runs/contrastive --manifest data/digits/manifest.jsonl \
                   --modality image --split test --out runs/test-images.safetensors
       avkit index build --embeddings runs/test-images.safetensors --out runs/image-index
@@ -68,13 +68,24 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_features(args: argparse.Namespace) -> int:
-    from avkit.data.features import FeatureConfig, compute_features
+    from avkit.data.features import compute_features
+    from avkit.modalities import get_modality
 
-    cfg = FeatureConfig(sample_rate=args.sample_rate, n_fft=args.n_fft, win_length=args.win,
-                        hop_length=args.hop, n_mels=args.n_mels, seconds=args.seconds)  # fmt: skip
-    summary = compute_features(args.manifest, args.out, cfg, show_progress=True, strict=args.strict)
-    print(f"wrote {summary['count']} log-mels of shape {summary['shape'][1:]} to {args.out}")
-    for item in summary["skipped"]:  # type: ignore[union-attr]
+    if args.config is not None:
+        from avkit.train import load_run_config
+
+        towers = load_run_config(args.config).model.towers
+        if args.tower not in towers:
+            raise ConfigError(f"{args.config}: no tower {args.tower!r}; towers: {list(towers)}")
+        modality, settings = towers[args.tower].modality or args.tower, towers[args.tower].preprocess
+    else:
+        modality = "audio"
+        settings = {"sample_rate": args.sample_rate, "win_length": args.win, "hop_length": args.hop, "n_fft": args.n_fft,
+                    "n_mels": args.n_mels, "top_db": None if args.top_db <= 0 else args.top_db}  # fmt: skip
+    pipeline = get_modality(modality).make_pipeline(settings)
+    summary = compute_features(args.manifest, args.out, pipeline, show_progress=True, strict=args.strict)
+    print(f"wrote {summary['count']} {modality} features of shape {summary['shape']} (longest) to {args.out}")
+    for item in summary["skipped"]:
         print(f"  skipped {item['id']}: {item['reason']}")
     return 0
 
@@ -153,15 +164,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "features",
-        help="compute and cache log-mel spectrograms of a manifest's clips",
-        description="Compute Hamming-window log-mel spectrograms of every clip and cache them in one "
-        "safetensors file (tensor 'logmel', shape (N, n_mels, frames); ids in its metadata).",
+        help="cache log-mel spectrograms of a manifest's clips, for training",
+        description="Compute the Hamming-window log-mel of every whole clip once and cache it in one "
+        "safetensors file. Training reads it instead of the audio (data.feature_cache.TOWER = FILE) when its "
+        "settings equal the tower's; the tower's clip length and crop rule apply when an item is read. "
+        "Take the settings from a run config (--config, --tower) or from the flags below, whose defaults "
+        "are the audio tower's.",
+        epilog="example:\n  avkit features data/digits/manifest.jsonl --out data/digits/logmel.safetensors "
+        "--config experiments/configs/contrastive.toml\n  avkit train experiments/configs/contrastive.toml "
+        "--set data.feature_cache.audio=data/digits/logmel.safetensors",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("manifest", type=Path, help="manifest.jsonl")
     p.add_argument("--out", required=True, type=Path, help="output .safetensors file")
+    p.add_argument("--config", type=Path, help="take the settings of a tower of this run config")
+    p.add_argument("--tower", default="audio", help="the tower of --config (default audio)")
     _add_frontend_args(p)
     p.add_argument("--n-mels", type=int, default=64, help="mel bands (default 64)")
-    p.add_argument("--seconds", type=float, default=1.0, help="cut or zero-pad clips to this length (default 1.0)")
+    p.add_argument("--top-db", type=float, default=80.0, help="floor at this many dB below each clip's peak; 0: none (default 80)")
     p.add_argument("--strict", action="store_true", help="fail on the first unreadable clip instead of skipping it")
     p.set_defaults(func=_cmd_features)
 

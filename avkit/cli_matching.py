@@ -16,8 +16,14 @@ TRAIN_EPILOG = """\
 examples:
   avkit train experiments/configs/contrastive.toml
   avkit train experiments/configs/contrastive.toml --set optim.epochs=3 --set out=runs/quick
+  avkit train experiments/configs/contrastive.toml --set model.towers.image.preprocess.size=64
+  avkit train experiments/configs/contrastive.toml --set augment.audio.gain_db=[-6,6]
   avkit train experiments/configs/contrastive.toml --resume      # continue after a crash or kill
   torchrun --nproc_per_node 2 -m avkit train CONFIG              # data-parallel (gloo on CPU)
+
+a config has two parts: [model] (towers, heads: the architecture, saved with every
+checkpoint; often a file of its own, model = "models/NAME.toml") and the run settings
+([data], [optim], [augment.TOWER], [loss_weights.HEAD], out, seed). See docs/architecture.md.
 
 the run directory (the config's 'out') gets config.json, environment.json, metrics.jsonl,
 plots/curves.png, checkpoints/{best,last}.safetensors (+ .json) and summary.json.
@@ -32,25 +38,25 @@ a session:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from avkit.config import load_config
-    from avkit.train import TrainConfig, train
+    from avkit.train import load_run_config, train
 
-    cfg = load_config(TrainConfig, args.config, args.set)
+    cfg = load_run_config(args.config, args.set)
     result = train(cfg, resume=args.resume, show_progress=True)
-    print(f"trained {cfg.task} for {result.steps} steps in {result.seconds:.0f} s; run directory {result.run_dir}")
-    print(f"best validation score {result.best_score:.4f} (model fingerprint {result.fingerprint})")
+    print(f"trained {list(cfg.model.heads)} for {result.steps} steps in {result.seconds:.0f} s; run directory {result.run_dir}")
+    print(f"best score {result.best_score:.4f} (model fingerprint {result.fingerprint})")
     for key, value in result.best_metrics.items():
-        print(f"  {key:32s} {value:.4f}")
+        print(f"  {key:44s} {value:.4f}")
     return 0
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
-    from avkit.retrieval.embeddings import embed_manifest, save_embeddings
-    from avkit.train.tasks import load_task
+    from avkit.models import load_model, resolve_checkpoint
+    from avkit.retrieval import embed_manifest, save_embeddings
 
-    task, ckpt = load_task(args.checkpoint)
-    emb, skipped = embed_manifest(task, ckpt.state["fingerprint"], args.manifest, args.modality, args.split,
-                                  args.batch_size, args.strict, show_progress=True, checkpoint=str(ckpt.path))  # fmt: skip
+    path = resolve_checkpoint(args.checkpoint)
+    model = load_model(path)
+    emb, skipped = embed_manifest(model, args.manifest, args.modality, args.split, args.batch_size, args.strict,
+                                  show_progress=True, checkpoint=str(path))  # fmt: skip
     save_embeddings(args.out, emb)
     print(f"wrote {len(emb.ids)} {args.modality} embeddings of dim {emb.dim} to {args.out} (model {emb.fingerprint})")
     for rid, reason in skipped:
@@ -68,30 +74,24 @@ def _search_params(args: argparse.Namespace) -> dict[str, int]:
 
 
 def _cmd_index_build(args: argparse.Namespace) -> int:
-    from avkit.retrieval import RetrievalIndex
-    from avkit.retrieval.embeddings import load_embeddings
+    from avkit.retrieval import build_index, load_embeddings
 
-    emb = load_embeddings(args.embeddings)
+    embeddings = [load_embeddings(p) for p in args.embeddings]
     if (Path(args.out) / "info.json").exists() and not args.overwrite:
         raise ArtifactError(args.out, "an index already exists here; pass --overwrite to replace it, or use 'index add'")
-    index = RetrievalIndex(emb.dim, args.factory, fingerprint=emb.fingerprint, modality=emb.modality,
-                           search_params=_search_params(args))  # fmt: skip
-    index.add(emb.ids, emb.vectors.numpy(), emb.metadata())
+    index = build_index(embeddings, args.factory, _search_params(args))
     index.save(args.out)
-    print(f"indexed {len(index)} {emb.modality} vectors (dim {emb.dim}, {args.factory}, cosine) in {args.out}")
+    print(f"indexed {len(index)} {index.modality} vectors (dim {index.dim}, {args.factory}, cosine) in {args.out}")
     return 0
 
 
 def _cmd_index_add(args: argparse.Namespace) -> int:
-    from avkit.retrieval import RetrievalIndex
-    from avkit.retrieval.embeddings import load_embeddings
+    from avkit.retrieval import RetrievalIndex, add_embeddings, load_embeddings
 
     emb = load_embeddings(args.embeddings)
-    index = RetrievalIndex.load(args.index, expect_dim=emb.dim, expect_fingerprint=emb.fingerprint)
-    if emb.modality != index.modality:
-        raise ArtifactError(args.embeddings, f"holds {emb.modality} embeddings, but the index holds {index.modality}")
+    index = RetrievalIndex.load(args.index, expect_dim=emb.dim)
     before = len(index)
-    index.add(emb.ids, emb.vectors.numpy(), emb.metadata(), replace=args.replace)
+    add_embeddings(index, emb, replace=args.replace)
     index.save(args.index)
     print(f"added {len(emb.ids)} vectors to {args.index}: {before} -> {len(index)} items")
     return 0
@@ -106,24 +106,20 @@ def _cmd_index_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
-    import torch
-
-    from avkit.modalities import get_modality, list_modalities
-    from avkit.retrieval import RetrievalIndex
-    from avkit.train.tasks import load_task
+    from avkit.modalities import list_modalities
+    from avkit.models import load_model, resolve_checkpoint
+    from avkit.retrieval import open_index, search_files
 
     given = [(m, getattr(args, m)) for m in list_modalities() if getattr(args, m, None) is not None]
     if len(given) != 1:
         raise ConfigError(f"give exactly one query file, as one of {['--' + m for m in list_modalities()]}")
     modality, path = given[0]
-    task, ckpt = load_task(args.checkpoint)
-    if modality not in task.embedding_modalities():
-        raise ConfigError(f"the model in {ckpt.path} embeds {list(task.embedding_modalities())}, not {modality}")
-    index = RetrievalIndex.load(args.index, expect_fingerprint=ckpt.state["fingerprint"])
-    x = get_modality(modality).load_tensor(path)
-    with torch.no_grad():
-        vec = task.embed(modality, x.unsqueeze(0)).numpy()
-    hits = index.search(vec, args.k)[0]
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    model = load_model(checkpoint)
+    if modality not in model.embedding_modalities():
+        raise ConfigError(f"the model in {checkpoint} embeds {model.embedding_modalities()}, not {modality}")
+    index = open_index(args.index, model)
+    hits = search_files(model, index, modality, [path], args.k)[0]
     if not hits:
         print(f"the index {args.index} is empty")
         return 0
@@ -142,19 +138,20 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    from avkit.losses import PAIR_LOSSES
     from avkit.modalities import get_modality, list_modalities
-    from avkit.models.encoders import list_encoders
-    from avkit.models.heads import HEADS
-    from avkit.train.tasks import TASKS
+    from avkit.models import list_encoders, list_heads
+    from avkit.models.projections import PROJECTIONS
 
     print("modalities:")
     for name in list_modalities():
         mod = get_modality(name)
-        meta = ", ".join(f"{k}={v}" for k, v in mod.metadata.items())
-        print(f"  {name:10s} encoders {list(mod.encoders)}; {meta}")
-    print(f"encoders:   {list_encoders()}")
-    print(f"heads:      {HEADS.names()}")
-    print(f"tasks:      {TASKS.names()}")
+        settings = ", ".join(f"{k}={v}" for k, v in mod.default_settings().items()) or "no settings"
+        print(f"  {name:10s} encoders {list(mod.encoders)}; preprocess: {settings}")
+    print(f"encoders:    {list_encoders()}")
+    print(f"heads:       {list_heads()}")
+    print(f"projections: {PROJECTIONS.names()}")
+    print(f"pair losses: {PAIR_LOSSES.names()}")
     return 0
 
 
@@ -163,9 +160,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     from avkit.modalities import list_modalities
 
     raw = argparse.RawDescriptionHelpFormatter
-    p = sub.add_parser("train", help="train a model from a config (contrastive, classify, distill)",
-                       description="Train the task a config describes; record config, seed, commit, metrics, "
-                       "plots and checkpoints in its run directory.", epilog=TRAIN_EPILOG, formatter_class=raw)  # fmt: skip
+    p = sub.add_parser("train", help="train a model (towers + heads) from a config",
+                       description="Train the model a config describes (towers feeding heads such as contrastive, "
+                       "classify, distill); record config, seed, commit, metrics, plots and checkpoints in its "
+                       "run directory.", epilog=TRAIN_EPILOG, formatter_class=raw)  # fmt: skip
     p.add_argument("config", type=Path, help="TOML or JSON config (see experiments/configs/)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting, e.g. --set optim.epochs=5 (repeatable)")  # fmt: skip
@@ -189,7 +187,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        formatter_class=raw)  # fmt: skip
     isub = p.add_subparsers(dest="index_command", metavar="SUBCOMMAND", required=True)
     b = isub.add_parser("build", help="a new index from an embeddings file")
-    b.add_argument("--embeddings", required=True, type=Path, help="from avkit embed")
+    b.add_argument("--embeddings", required=True, type=Path, nargs="+", help="one or more files from avkit embed (same model)")
     b.add_argument("--out", required=True, type=Path, help="index directory")
     b.add_argument("--factory", default="Flat",
                    help="faiss index_factory string: Flat (exact), HNSW32, IVF{k},Flat, IVF{k},PQ{m} (default Flat)")  # fmt: skip
@@ -218,5 +216,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gallery", type=Path, help="save a picture of the query and its results here")
     p.set_defaults(func=_cmd_query)
 
-    p = sub.add_parser("list", help="list registered modalities, encoders, heads and tasks")
+    p = sub.add_parser("list", help="list registered modalities, encoders, heads, projections and losses")
     p.set_defaults(func=_cmd_list)

@@ -56,6 +56,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a table of settings, got {value!r}")
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is not Any:  # dict[str, X]: each value is an X
+            return {k: _coerce(v, args[1], f"{key}.{k}") for k, v in value.items()}
         return {k: _literal(v) for k, v in value.items()}
     if origin in (tuple, list):
         if isinstance(value, str):

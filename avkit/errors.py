@@ -26,6 +26,9 @@ class MediaError(AvkitError):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
+    def __reduce__(self):  # noqa: ANN204  (picklable, so DataLoader workers can hand it back)
+        return type(self), (self.path, self.reason)
+
 
 class ManifestError(AvkitError):
     """A manifest line that cannot be used.
@@ -43,6 +46,9 @@ class ManifestError(AvkitError):
         where = f"{self.path}:{line}" if line is not None else str(self.path)
         super().__init__(f"{where}: {reason}")
 
+    def __reduce__(self):  # noqa: ANN204
+        return type(self), (self.path, self.line, self.reason)
+
 
 class ConfigError(AvkitError):
     """An invalid configuration value or file."""
@@ -59,3 +65,7 @@ class ArtifactError(MediaError):
         path: the offending file or directory.
         reason: what is wrong and what was expected.
     """
+
+
+class TargetError(AvkitError):
+    """A training target (boxes, a manifest field) that does not fit its item; datasets add the line."""

@@ -31,21 +31,19 @@ from avkit.audio.io import load_audio  # noqa: E402
 from avkit.audio.plot import plot_three_views, save_figure  # noqa: E402
 from avkit.config import load_config, to_dict  # noqa: E402
 from avkit.data.check import CheckReport, check_manifest  # noqa: E402
-from avkit.data.dataset import ManifestDataset  # noqa: E402
+from avkit.data.dataset import ManifestDataset, make_loader, sequential_batches  # noqa: E402
 from avkit.data.digits import DigitsConfig, build_digits  # noqa: E402
-from avkit.data.features import FeatureConfig, compute_features, load_features  # noqa: E402
+from avkit.data.features import FeatureCache, compute_features  # noqa: E402
 from avkit.data.manifest import Manifest, read_manifest  # noqa: E402
 from avkit.data.scenes import ScenesConfig, build_scenes  # noqa: E402
 from avkit.errors import AvkitError  # noqa: E402
 from avkit.fileio import atomic_write_json, atomic_write_text  # noqa: E402
-from avkit.modalities import get_modality  # noqa: E402
+from avkit.modalities import AudioSettings, get_modality  # noqa: E402
+from avkit.models import load_model  # noqa: E402
 from avkit.provenance import environment_info  # noqa: E402
-from avkit.retrieval import RetrievalIndex  # noqa: E402
-from avkit.retrieval.embeddings import embed_manifest  # noqa: E402
+from avkit.retrieval import build_index, embed_manifest, open_index, search_files  # noqa: E402
 from avkit.retrieval.gallery import plot_gallery  # noqa: E402
-from avkit.train import TrainConfig, train_or_reuse  # noqa: E402
-from avkit.train.tasks import load_task  # noqa: E402
-from avkit.train.tasks.contrastive import cross_modal_metrics  # noqa: E402
+from avkit.train import load_run_config, train_or_reuse  # noqa: E402
 from avkit.vision.io import load_image  # noqa: E402
 
 log = logging.getLogger("demo")
@@ -69,7 +67,6 @@ class DemoConfig:
     seed: int = 0
     digits: DigitsConfig = field(default_factory=DigitsConfig)
     scenes: ScenesConfig = field(default_factory=ScenesConfig)
-    features: FeatureConfig = field(default_factory=FeatureConfig)
     matching: MatchingConfig = field(default_factory=lambda: MatchingConfig())
 
 
@@ -88,13 +85,12 @@ def build_or_reuse(out: Path, config: dict, build) -> tuple[Path, bool]:  # noqa
 
 def plot_pairs(manifest: Manifest, features: Path, split: str = "test") -> plt.Figure:
     """One pair per digit from ``split``: the image above its log-mel."""
-    ids, logmel, _ = load_features(features)
-    index = {rid: i for i, rid in enumerate(ids)}
+    cache = FeatureCache.load(features)
     picks: dict[str, object] = {}
     voices: set[str] = set()
     for rec in manifest.split(split):  # one pair per digit, each in another voice where possible
         voice = rec.extra.get("voice", "")
-        if rec.label not in picks and rec.id in index and voice not in voices:
+        if rec.label not in picks and rec.id in cache and voice not in voices:
             picks[rec.label] = rec
             voices.add(voice)
     labels = sorted(picks, key=int)
@@ -103,7 +99,7 @@ def plot_pairs(manifest: Manifest, features: Path, split: str = "test") -> plt.F
         rec = picks[lab]
         axes[0, col].imshow(load_image(manifest.resolve(rec, "image")).permute(1, 2, 0).numpy())
         axes[0, col].set_title(f"'{lab}'", fontsize=9)
-        axes[1, col].imshow(logmel[index[rec.id]].numpy(), origin="lower", aspect="auto", cmap="magma")
+        axes[1, col].imshow(cache[rec.id].numpy(), origin="lower", aspect="auto", cmap="magma")
         axes[1, col].set_xlabel(rec.extra.get("voice", ""), fontsize=6)
         for ax in axes[:, col]:
             ax.set_xticks([])
@@ -141,32 +137,32 @@ def check_table(name: str, report: CheckReport) -> list[str]:
     return rows + [""]
 
 
-def matching_section(cfg: MatchingConfig, seed: int, manifest: Path, out: Path, timings: dict[str, float]) -> list[str]:
+def matching_section(cfg: MatchingConfig, seed: int, manifest: Path, features: Path, out: Path,
+                     timings: dict[str, float]) -> list[str]:  # fmt: skip
     """Train a quick contrastive model, index the test split both ways, query, and report."""
     t = time.perf_counter()
-    train_cfg = load_config(TrainConfig, cfg.config, [f"manifest={manifest}", f"out={out / 'contrastive'}",
-                                                      f"optim.epochs={cfg.epochs}", f"seed={seed}"])  # fmt: skip
-    result, reused = train_or_reuse(train_cfg, show_progress=True)
+    run_cfg = load_run_config(cfg.config, [f"data.manifest={manifest}", f"out={out / 'contrastive'}",
+                                           f"optim.epochs={cfg.epochs}", f"seed={seed}",
+                                           f"data.feature_cache.audio={features}"])  # fmt: skip
+    result, reused = train_or_reuse(run_cfg, show_progress=True)
     timings["train contrastive model" + (" (reused)" if reused else "")] = time.perf_counter() - t
 
     t = time.perf_counter()
-    task, ckpt = load_task(result.run_dir)
-    fingerprint = ckpt.state["fingerprint"]
-    mods = list(task.modalities)
-    test = ManifestDataset.load(manifest, mods, split="test")
-    metrics = cross_modal_metrics(task, test)
+    model = load_model(result.run_dir)
+    mods = [model.towers[name].modality for name in model.embedding_towers()]
+    test = ManifestDataset(manifest, model.pipelines(), split="test")
+    head = next(iter(model.heads))
+    metrics = {k[len(head) + 1 :]: v for k, v in model.evaluate(make_loader(test, sequential_batches(len(test), 256))).items()}
     indexes = {}
     for m in mods:
-        emb, _ = embed_manifest(task, fingerprint, manifest, m, split="test")
-        index = RetrievalIndex(emb.dim, "Flat", fingerprint=fingerprint, modality=m)
-        index.add(emb.ids, emb.vectors.numpy(), emb.metadata())
-        index.save(out / f"index-{m}")
-        indexes[m] = RetrievalIndex.load(out / f"index-{m}", expect_fingerprint=fingerprint)
+        emb, _ = embed_manifest(model, manifest, m, split="test")
+        build_index([emb]).save(out / f"index-{m}")
+        indexes[m] = open_index(out / f"index-{m}", model)
     lines = [
         "## Matching: a quick contrastive model", "",
-        f"`{Path(cfg.config).name}` trained for {cfg.epochs} epochs ({result.steps} steps) on the train split; "
-        f"run directory `{result.run_dir.relative_to(out)}` (config, seed, metrics, checkpoints, curves). "
-        "Test split (unseen voices and images), class-level relevance:", "",
+        f"`{Path(cfg.config).name}` trained for {cfg.epochs} epochs ({result.steps} steps) on the train split, "
+        f"reading the log-mel cache above; run directory `{result.run_dir.relative_to(out)}` (config, seed, metrics, "
+        "checkpoints, curves). Test split (unseen voices and images), class-level relevance:", "",
         "| direction | R@1 | R@5 | R@10 | mAP | median rank |", "| --- | --- | --- | --- | --- | --- |",
     ]  # fmt: skip
     for q, g in ((mods[0], mods[1]), (mods[1], mods[0])):
@@ -179,10 +175,8 @@ def matching_section(cfg: MatchingConfig, seed: int, manifest: Path, out: Path, 
     picks = test.records[:: max(1, len(test) // (2 * cfg.queries))]
     for i, (q, g) in enumerate(((mods[0], mods[1]), (mods[1], mods[0]))):
         for rec in picks[i * cfg.queries : (i + 1) * cfg.queries]:
-            path = test.manifest.parent / rec.paths[q]
-            x = get_modality(q).load_tensor(path).unsqueeze(0)
-            with torch.no_grad():
-                hits = indexes[g].search(task.embed(q, x).numpy(), cfg.k)[0]
+            path = test.manifest.resolve(rec, q)
+            hits = search_files(model, indexes[g], q, [path], cfg.k)[0]
             png = out / "plots" / f"query-{q}-{rec.id}.png"
             plot_gallery(q, path, g, hits, png, query_label=rec.label)
             right = sum(h.metadata.get("label") == rec.label for h in hits)
@@ -223,9 +217,12 @@ def run(cfg: DemoConfig, out: Path) -> Path:
     if not scenes_check.ok:
         raise AvkitError(f"scenes failed their check:\n{scenes_check.summary()}")
 
-    t = time.perf_counter()
+    t = time.perf_counter()  # the log-mel cache, made with the matching model's audio tower settings
+    audio_tower = load_run_config(cfg.matching.config).model.towers["audio"]
+    pipeline = get_modality("audio").make_pipeline(audio_tower.preprocess)
+    fe: AudioSettings = pipeline.settings
     features_path = out / "features" / "logmel.safetensors"
-    summary = compute_features(digits_manifest, features_path, cfg.features, show_progress=True)
+    summary = compute_features(digits_manifest, features_path, pipeline, show_progress=True)
     feat_seconds = time.perf_counter() - t
     timings["log-mel features (load + resample + front-end)"] = feat_seconds
 
@@ -233,9 +230,9 @@ def run(cfg: DemoConfig, out: Path) -> Path:
     scenes = read_manifest(scenes_manifest)
     plots = out / "plots"
     example = digits.split("test")[0]
-    wav = load_audio(digits.resolve(example, "audio"), cfg.features.sample_rate)
-    save_figure(plot_three_views(wav, cfg.features.sample_rate, cfg.features.win_length, cfg.features.hop_length,
-                                 cfg.features.n_fft, title=f"'{example.label}' spoken by {example.extra.get('voice')}"),
+    wav = load_audio(digits.resolve(example, "audio"), fe.sample_rate)
+    save_figure(plot_three_views(wav, fe.sample_rate, fe.win_length, fe.hop_length,
+                                 fe.n_fft, title=f"'{example.label}' spoken by {example.extra.get('voice')}"),
                 plots / "three_views.png")  # fmt: skip
     save_figure(plot_pairs(digits, features_path), plots / "pairs.png")
     save_figure(plot_scenes(scenes), plots / "scenes.png")
@@ -253,8 +250,9 @@ def run(cfg: DemoConfig, out: Path) -> Path:
         *check_table("AV-digits check", digits_check),
         *check_table("Scenes check", scenes_check),
         "## Front-end", "",
-        f"Hamming window A={cfg.features.win_length}, hop B={cfg.features.hop_length}, n_fft={cfg.features.n_fft}, "
-        f"{cfg.features.n_mels} Slaney mel bands, dB. Cached {summary['count']} log-mels of shape "
+        f"Hamming window A={fe.win_length}, hop B={fe.hop_length}, n_fft={fe.n_fft}, "
+        f"{fe.n_mels} Slaney mel bands, dB (floor {fe.top_db} dB below each clip's peak). "
+        f"Cached {summary['count']} log-mels of shape "
         f"{tuple(summary['shape'][1:])} to `{features_path.relative_to(out)}` in {feat_seconds:.1f} s "
         f"({summary['count'] / feat_seconds:.0f} clips/s including decoding). "
         "Front-end-only throughput against torchaudio, librosa and scipy: see docs/benchmarks.md.", "",
@@ -262,7 +260,7 @@ def run(cfg: DemoConfig, out: Path) -> Path:
         "![pairs](plots/pairs.png)", "",
         "## Localization scenes", "",
         "![scenes](plots/scenes.png)", "",
-        *matching_section(cfg.matching, cfg.seed, digits_manifest, out, timings),
+        *matching_section(cfg.matching, cfg.seed, digits_manifest, features_path, out, timings),
         "## Timings", "", "| step | seconds |", "| --- | --- |",
         *[f"| {k} | {v:.1f} |" for k, v in timings.items()], "",
     ]  # fmt: skip

@@ -22,25 +22,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avkit.config import load_config
-from avkit.data.dataset import ManifestDataset
+from avkit.data.dataset import ManifestDataset, make_loader, map_batches, sequential_batches
 from avkit.data.digits import DigitsConfig, build_digits
 from avkit.errors import AvkitError
-from avkit.evaluation.probe import intermediate_features, linear_probe
+from avkit.evaluation import retrieval_metrics
+from avkit.evaluation.probe import linear_probe, summarise_map
 from avkit.fileio import atomic_write_json, atomic_write_text
+from avkit.models import AVModel, create_model, load_model
 from avkit.provenance import environment_info
-from avkit.retrieval.metrics import retrieval_metrics
-from avkit.train import TrainConfig, train_or_reuse
-from avkit.train.tasks import Task, build_task, embed_tensor, load_task
+from avkit.train import RunConfig, load_run_config, train_or_reuse, with_labels
 
 log = logging.getLogger("joint_embedding")
 CONFIGS = Path(__file__).parent / "configs"
 QUICK = ["optim.epochs=2"]  # a smoke run: minutes, not the numbers in docs/results.md
 
 
-def run_config(config: Path, overrides: list[str]) -> tuple[TrainConfig, float | None]:
+def run_config(config: Path, overrides: list[str]) -> tuple[RunConfig, float | None]:
     """Train (or resume, or reuse) one config; returns (config, seconds trained now, None if reused)."""
-    cfg = load_config(TrainConfig, config, overrides)
+    cfg = with_labels(load_run_config(config, overrides))
     result, reused = train_or_reuse(cfg, show_progress=True)
     return cfg, None if reused else result.seconds
 
@@ -54,15 +53,31 @@ def both_ways(emb_a: torch.Tensor, emb_b: torch.Tensor, labels: torch.Tensor) ->
     return out
 
 
-def evaluate_matching(task: Task, test: ManifestDataset) -> dict[str, float]:
-    a, b = task.modalities
-    return both_ways(embed_tensor(task, a, test.tensors[a]), embed_tensor(task, b, test.tensors[b]), test.labels)
+def evaluate(model: AVModel, manifest: Path, split: str) -> dict[str, float]:
+    """Every head's metrics on ``split``, keys without the head's name (one head per model here)."""
+    ds = ManifestDataset(manifest, model.pipelines(), split=split, label_names=model.config.labels)
+    metrics = model.evaluate(make_loader(ds, sequential_batches(len(ds), 256)))
+    return {k.split("/", 1)[1]: v for k, v in metrics.items()}
 
 
-def probe(task: Task, modality: str, train_ds: ManifestDataset, test_ds: ManifestDataset) -> float:
-    xtr = intermediate_features(task, modality, train_ds.tensors[modality], "pool5")
-    xte = intermediate_features(task, modality, test_ds.tensors[modality], "pool5")
-    return linear_probe(xtr, train_ds.labels.numpy(), xte, test_ds.labels.numpy())
+def matching_row(model: AVModel, manifest: Path) -> dict[str, float]:
+    """Audio->image (a2i) and image->audio (i2a) test metrics of a contrastive model."""
+    m = evaluate(model, manifest, "test")
+    a, b = model.embedding_towers()
+    return {f"{tag}_{k}": m[f"{q}_to_{g}/{k}"] for tag, (q, g) in {"a2i": (a, b), "i2a": (b, a)}.items()
+            for k in ("R@1", "R@5", "R@10", "mAP", "median_rank")}  # fmt: skip
+
+
+def pool5(model: AVModel, tower: str, manifest: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """SoundNet pool5 features (mean and max over time) and labels of a split."""
+    ds = ManifestDataset(manifest, {tower: model.towers[tower].pipeline}, split=split, label_names=model.config.labels)
+    feats, ids, _ = map_batches(ds, lambda b: summarise_map(model.tower_output(tower, b).intermediates["pool5"]).cpu())
+    labels = dict(zip(ds.ids, ds.labels().tolist()))
+    return feats.numpy(), np.array([labels[i] for i in ids])
+
+
+def probe(model: AVModel, tower: str, manifest: Path) -> float:
+    return linear_probe(*pool5(model, tower, manifest, "train"), *pool5(model, tower, manifest, "test"))
 
 
 def fmt(v: float) -> str:
@@ -83,32 +98,29 @@ def main(argv: list[str] | None = None) -> int:
         manifest = args.data / "manifest.jsonl"
         if not manifest.is_file():
             build_digits(args.data, DigitsConfig(seed=args.seed), show_progress=True)
-        common = [f"manifest={manifest}", f"seed={args.seed}"] + (QUICK if args.quick else [])
+        common = [f"data.manifest={manifest}", f"seed={args.seed}"] + (QUICK if args.quick else [])
         runs = {name: args.out / name for name in ("contrastive", "teacher", "distill")}
         c_cfg, c_secs = run_config(CONFIGS / "contrastive.toml", [*common, f"out={runs['contrastive']}"])
         _, t_secs = run_config(CONFIGS / "teacher.toml", [*common, f"out={runs['teacher']}"])
-        _, d_secs = run_config(CONFIGS / "distill.toml",
-                                   [*common, f"out={runs['distill']}", f"distill.teacher={runs['teacher']}"])  # fmt: skip
+        d_cfg, d_secs = run_config(CONFIGS / "distill.toml", [*common, f"out={runs['distill']}",
+                                                              f"model.init.teacher.checkpoint={runs['teacher']}"])  # fmt: skip
 
-        mods = c_cfg.modalities
-        test = ManifestDataset.load(manifest, mods, split="test")
-        train_ds = ManifestDataset.load(manifest, mods, split="train")
-        contrastive, _ = load_task(runs["contrastive"])
-        rows = {"contrastive (InfoNCE)": evaluate_matching(contrastive, test)}
+        rows = {"contrastive (InfoNCE)": matching_row(load_model(runs["contrastive"]), manifest)}
         torch.manual_seed(args.seed)
-        rows["untrained encoders"] = evaluate_matching(build_task(c_cfg, train_ds.label_names).eval(), test)
+        rows["untrained encoders"] = matching_row(create_model(c_cfg.model).eval(), manifest)
+        test_labels = ManifestDataset(manifest, {}, split="test", label_names=c_cfg.model.labels).labels()
         gen = torch.Generator().manual_seed(args.seed)
-        rand = [torch.randn(len(test), c_cfg.embed_dim, generator=gen) for _ in mods]
-        rows["random embeddings"] = both_ways(rand[0], rand[1], test.labels)
+        rand = [torch.randn(len(test_labels), c_cfg.model.embed_dim, generator=gen) for _ in range(2)]
+        rows["random embeddings"] = both_ways(rand[0], rand[1], test_labels)
 
-        student, _ = load_task(runs["distill"])
-        s_mod = student.modalities[0]
-        d_cfg = load_config(TrainConfig, CONFIGS / "distill.toml", [*common, f"distill.teacher={runs['teacher']}"])
-        untrained_student = build_task(d_cfg, train_ds.label_names).eval()
-        probes = {"distilled student (pool5)": probe(student, s_mod, train_ds, test),
-                  "untrained student (pool5)": probe(untrained_student, s_mod, train_ds, test)}  # fmt: skip
-        distill_eval = student.evaluate(test)
-        train_seconds = json.loads((runs["contrastive"] / "summary.json").read_text())["train_seconds_this_session"]
+        student = load_model(runs["distill"])
+        s_tower = student.embedding_towers()[0]
+        torch.manual_seed(args.seed)
+        untrained_student = create_model(d_cfg.model).eval()  # its frozen teacher copied, its student fresh
+        probes = {"distilled student (pool5)": probe(student, s_tower, manifest),
+                  "untrained student (pool5)": probe(untrained_student, s_tower, manifest)}  # fmt: skip
+        distill_eval = evaluate(student, manifest, "test")
+        train_seconds = json.loads((runs["contrastive"] / "summary.json").read_text())["train_seconds"]
     except AvkitError as exc:
         print(f"joint_embedding: error: {exc}", file=sys.stderr)
         return 2
@@ -116,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Results: joint embedding on AV-digits",
         "",
-        f"Test split: {len(test)} pairs; its voices and images are never seen in training. Relevance is "
+        f"Test split: {len(test_labels)} pairs; its voices and images are never seen in training. Relevance is "
         "class-level (a result is relevant if it shows or says the query's digit). Machine: "
         f"{torch.get_num_threads()} CPU threads, no GPU. Seed {args.seed}. "
         + ("**Quick smoke run (2 epochs): not the reported numbers.**" if args.quick else ""),

@@ -28,13 +28,20 @@ def speechlike() -> np.ndarray:
     return sig.astype(np.float32)
 
 
-def tiny_config(manifest: Path, out: Path, task: str = "contrastive", **overrides: object) -> dict:
-    """A training config small enough for a test to train in seconds."""
+def tiny_config(manifest: Path, out: Path, **overrides: object) -> dict:
+    """A run config (model included) small enough for a test to train in seconds.
+
+    ``overrides`` are dotted keys, e.g. ``**{"optim.epochs": 3, "model.heads": {...}}``.
+    """
     cfg: dict = {
-        "task": task, "manifest": str(manifest), "out": str(out), "seed": 0,
-        "modalities": ["audio", "image"],
-        "encoders": {"audio": {"name": "logmel_cnn", "width": 4}, "image": {"name": "image_resnet", "width": 4, "stages": 2}},
-        "embed_dim": 16, "checkpoint_every": 3, "log_every": 1,
+        "model": {
+            "towers": {"audio": {"encoder": {"name": "logmel_cnn", "width": 4}},
+                       "image": {"encoder": {"name": "image_resnet", "width": 4, "stages": 2}}},
+            "heads": {"contrastive": {"towers": ["audio", "image"]}},
+            "embed_dim": 16,
+        },
+        "data": {"manifest": str(manifest)},
+        "out": str(out), "seed": 0, "checkpoint_every": 3, "log_every": 1,
         "optim": {"epochs": 2, "batch_size": 16, "lr": 3e-3, "warmup_steps": 2},
     }  # fmt: skip
     for key, value in overrides.items():
@@ -58,8 +65,8 @@ def write_config(path: Path, cfg: dict) -> Path:
 def trained_run(small_digits: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny contrastive run on the small AV-digits build, trained once per session."""
     from avkit.config import from_dict
-    from avkit.train import TrainConfig, train
+    from avkit.train import RunConfig, train
 
     out = tmp_path_factory.mktemp("runs") / "contrastive"
-    train(from_dict(TrainConfig, tiny_config(small_digits / "manifest.jsonl", out)))
+    train(from_dict(RunConfig, tiny_config(small_digits / "manifest.jsonl", out)))
     return out

@@ -57,8 +57,11 @@ def test_plot_audio_and_features(small_digits, tmp_path, capsys):
     assert main(["-q", "plot-audio", str(wav), "--out", str(tmp_path / "p.png")]) == 0
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["-q", "features", str(small_digits / "manifest.jsonl"), "--out", str(tmp_path / "f.safetensors")]) == 0
-    from avkit.data.features import load_features
+    from avkit.data.features import FeatureCache
 
-    ids, logmel, cfg = load_features(tmp_path / "f.safetensors")
-    assert len(ids) == 100 and logmel.shape == (100, 64, 101) and cfg["n_mels"] == 64
+    cache = FeatureCache.load(tmp_path / "f.safetensors")
+    assert len(cache.ids) == 100 and cache[cache.ids[0]].shape == (64, 101) and cache.settings["n_mels"] == 64
+    manifest = str(small_digits / "manifest.jsonl")
+    assert main(["-q", "features", manifest, "--out", manifest]) == 2  # never over its own input
+    assert "is the manifest itself" in capsys.readouterr().err
     assert json.loads((small_digits / "build.json").read_text())["records"] == 100

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from avkit.cli import main
-from avkit.train.checkpoint import load_checkpoint, save_checkpoint
+from avkit.models import load_checkpoint, save_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def _other_checkpoint(run: Path, tmp_path: Path) -> Path:
     name = next(k for k, v in weights.items() if v.is_floating_point())
     weights[name] = weights[name] + 1.0
     out = tmp_path / "other.safetensors"
-    save_checkpoint(out, weights, {k: v for k, v in ckpt.state.items() if k not in ("fingerprint", "format")})
+    save_checkpoint(out, weights, ckpt.model_config, ckpt.state)
     return out
 
 

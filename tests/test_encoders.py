@@ -37,35 +37,50 @@ def test_registry_refuses_a_second_owner_of_a_name():
         reg.register("a")(list)
 
 
-def test_logmel_cnn_shapes():
-    enc = create_encoder("logmel_cnn", width=8, input="logmel")
+def test_logmel_cnn_shapes_and_feature_info():
+    enc = create_encoder("logmel_cnn", width=8)
     out = enc(torch.randn(2, 1, 64, 101))
-    assert out.pooled.shape == (2, enc.out_dim) == (2, 64)
-    assert out.feature_map.shape == (2, 64, 4, 6)
+    info = enc.feature_info
+    assert info.input == "logmel" and out.pooled.shape == (2, info.pooled_dim) == (2, 64)
+    assert out.feature_map.shape == (2, 64, 4, 6) and info.map().channels == 64 and info.map().stride == (16, 16)
     assert enc(torch.randn(2, 64, 101)).pooled.shape == (2, 64)
-    from_wave = create_encoder("logmel_cnn", width=8)  # the front-end is part of the encoder
-    assert from_wave(torch.randn(2, 16000)).feature_map.shape == (2, 64, 4, 6)
 
 
-def test_soundnet_exposes_pool5():
+def test_soundnet_exposes_pool5_with_its_stride():
     enc = create_encoder("soundnet", width_mult=0.25)
     out = enc(torch.randn(2, 16000))
-    assert out.pooled.shape == (2, enc.out_dim) == (2, 256)
-    assert out.intermediates["pool5"].shape[:2] == (2, 64)
+    info = enc.feature_info
+    assert info.input == "waveform" and out.pooled.shape == (2, info.pooled_dim) == (2, 256)
+    assert out.intermediates["pool5"].shape[:2] == (2, info.map("pool5").channels) == (2, 64)
+    assert info.map("pool5").stride == (2**5 * 8 * 8 * 4,) and info.map().stride == (2**7 * 8 * 8 * 4,)
     with pytest.raises(ValueError, match="pool5"):
         create_encoder("soundnet", layers=4)
 
 
-def test_image_resnet_map_and_vector():
+def test_image_resnet_map_vector_and_stride():
     enc = create_encoder("image_resnet", width=16, stages=3)
     out = enc(torch.randn(2, 3, 32, 32))
-    assert out.feature_map.shape == (2, 64, 8, 8)
+    assert out.feature_map.shape == (2, 64, 8, 8) and enc.feature_info.map().stride == (4, 4)
     assert torch.allclose(out.pooled, out.feature_map.mean(dim=(-2, -1)))
 
 
-@pytest.mark.parametrize("name,shape", [("logmel_cnn", (2, 16000)), ("soundnet", (2, 16000)), ("image_resnet", (2, 3, 32, 32))])
-def test_gradients_reach_the_input(name, shape):
-    enc = create_encoder(name)
-    x = torch.randn(*shape, requires_grad=True)
-    enc(x).pooled.sum().backward()
+def test_lengths_pool_only_the_valid_cells_of_a_padded_batch():
+    enc = create_encoder("logmel_cnn", width=4).eval()
+    x = torch.randn(1, 64, 64)
+    padded = torch.cat([x, torch.full((1, 64, 64), -100.0)], dim=-1)  # 64 valid frames, then 64 of padding
+    out = enc(padded, lengths=torch.tensor([64]))
+    assert out.map_lengths.tolist() == [4]  # 64 frames / stride 16
+    assert torch.allclose(out.pooled, out.feature_map[..., :4].mean(dim=(-2, -1)))
+    # cells next to the padding still see it through the convolutions, so the match is close, not exact
+    alone = enc(x).pooled
+    assert (out.pooled - alone).norm() < 0.5 * (enc(padded).pooled - alone).norm()
+
+
+@pytest.mark.parametrize("encoder,shape", [("logmel_cnn", (2, 16000)), ("soundnet", (2, 16000)), ("image_resnet", (2, 3, 32, 32))])
+def test_gradients_reach_the_towers_input(encoder, shape):
+    from avkit.models import Tower, TowerConfig
+
+    tower = Tower("image" if encoder == "image_resnet" else "audio", TowerConfig(encoder={"name": encoder}))
+    x = torch.randn(*shape, requires_grad=True)  # the waveform itself for logmel_cnn: through the front-end
+    tower(x).pooled.sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0

@@ -46,10 +46,18 @@ def _depth_dataset(small_digits: Path, out: Path) -> Path:
 def test_a_depth_modality_trains_embeds_indexes_and_queries(depth_modality, small_digits, tmp_path, capsys):
     assert "depth" in list_modalities()
     manifest = _depth_dataset(small_digits, tmp_path / "data")
-    cfg = tiny_config(manifest, tmp_path / "run", modalities=["audio", "depth"],
-                      encoders={"audio": {"name": "logmel_cnn", "width": 4}, "depth": {"width": 4}})  # fmt: skip
+    towers = {"audio": {"encoder": {"name": "logmel_cnn", "width": 4}}, "depth": {"encoder": {"width": 4}}}
+    cfg = tiny_config(manifest, tmp_path / "run", **{"model.towers": towers, "model.heads.contrastive.towers": ["audio", "depth"]})
     assert main(["train", str(write_config(tmp_path / "c.json", cfg))]) == 0
-    assert "depth_to_audio/mAP" in capsys.readouterr().out
+    assert "contrastive/depth_to_audio/mAP" in capsys.readouterr().out
+    assert main(["data", "check", str(manifest), "--modalities", "audio,depth"]) == 0  # checked by its own loader
+    bad = tmp_path / "data" / "depth" / "bad.npy"
+    np.save(bad, np.zeros(3))
+    (tmp_path / "bad.jsonl").write_text(json.dumps({"id": "b", "audio": str(next((small_digits / "audio").iterdir())),
+                                                     "depth": str(bad)}) + "\n")  # fmt: skip
+    capsys.readouterr()
+    assert main(["data", "check", str(tmp_path / "bad.jsonl"), "--modalities", "audio,depth"]) == 1
+    assert "expected a finite 2-D depth map" in capsys.readouterr().out
 
     emb = tmp_path / "depth.safetensors"
     assert main(["embed", "--checkpoint", str(tmp_path / "run"), "--manifest", str(manifest),

@@ -51,10 +51,10 @@ def test_triplet_is_zero_once_the_margin_holds_and_positive_otherwise():
 
 def test_semantic_regulariser_ignores_unlabelled_items():
     a, b = _pairs()
-    reg = SemanticRegularizer(16, 3, weight=0.5)
+    reg = SemanticRegularizer(16, 3)  # its weight is the run config's (loss_weights.contrastive.semantic)
     labels = torch.tensor([0, 1, 2, 0, -1, -1, 1, 2])
     full = reg([a, b], labels)
-    expected = 0.5 * (F.cross_entropy(reg.classifier(a[labels >= 0]), labels[labels >= 0])
+    expected = (F.cross_entropy(reg.classifier(a[labels >= 0]), labels[labels >= 0])
                       + F.cross_entropy(reg.classifier(b[labels >= 0]), labels[labels >= 0])) / 2  # fmt: skip
     assert torch.allclose(full, expected, atol=1e-6)
     assert float(reg([a, b], torch.full((8,), -1))) == 0.0

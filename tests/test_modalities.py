@@ -9,7 +9,7 @@ import avkit
 from avkit.errors import ConfigError, MediaError
 from avkit.modalities import Modality, get_modality, list_modalities, register_modality
 from avkit.modalities.base import MODALITIES
-from avkit.models.tower import build_encoder
+from avkit.models import Tower, TowerConfig
 
 
 def test_builtins_are_registered_and_reachable_from_the_top_level():
@@ -42,23 +42,35 @@ def test_preprocessed_items_have_one_shape(small_digits, speechlike, tmp_path):
     save_audio(short, speechlike[:4000], 16000)
     long = tmp_path / "long.flac"
     save_audio(long, speechlike.repeat(3), 22050)  # resampled, then centre-cropped
-    audio = get_modality("audio")
+    audio = get_modality("audio").make_pipeline()
     assert audio.load_tensor(short).shape == audio.load_tensor(long).shape == (16000,)
     img = next((small_digits / "images").iterdir())
-    assert get_modality("image").load_tensor(img).shape == (3, 32, 32)
+    assert get_modality("image").make_pipeline().load_tensor(img).shape == (3, 32, 32)
+    # per-tower settings: another clip length and image size, with only a config change
+    assert get_modality("audio").make_pipeline({"seconds": 0.5}).load_tensor(long).shape == (8000,)
+    assert get_modality("image").make_pipeline({"size": 20}).load_tensor(img).shape == (3, 20, 20)
 
 
 def test_a_file_of_the_wrong_modality_is_named_in_the_error(small_digits):
     wav = next((small_digits / "audio").iterdir())
     with pytest.raises(MediaError, match=rf"{wav.name}: cannot be decoded as an image"):
-        get_modality("image").load_tensor(wav)
+        get_modality("image").make_pipeline().load_tensor(wav)
     png = next((small_digits / "images").iterdir())
     with pytest.raises(MediaError, match=rf"{png.name}: cannot be decoded as audio"):
-        get_modality("audio").load_tensor(png)
+        get_modality("audio").make_pipeline().load_tensor(png)
 
 
-def test_build_encoder_checks_the_modality_offers_it():
-    assert build_encoder("audio", {"name": "soundnet", "width_mult": 0.125}).out_dim == 128
-    assert type(build_encoder("audio")).__name__ == "LogMelCNN"  # the first listed is the default
-    with pytest.raises(ConfigError, match=r"encoder 'image_resnet' does not take 'audio' input; audio offers"):
-        build_encoder("audio", {"name": "image_resnet"})
+def test_a_tower_checks_the_modality_offers_its_encoder_and_adds_the_front_end_it_needs():
+    soundnet = Tower("audio", TowerConfig(encoder={"name": "soundnet", "width_mult": 0.125}))
+    assert soundnet.feature_info.pooled_dim == 128 and soundnet.frontend is None  # raw waveform in
+    default = Tower("audio", TowerConfig())
+    assert type(default.encoder).__name__ == "LogMelCNN" and default.frontend is not None  # log-mels from waveforms
+    with pytest.raises(ConfigError, match=r"tower 'audio': encoder 'image_resnet' does not take 'audio' input; audio offers"):
+        Tower("audio", TowerConfig(encoder={"name": "image_resnet"}))
+    with pytest.raises(ConfigError, match=r"unknown setting\(s\) \['preprocess.secs'\]"):
+        Tower("audio", TowerConfig(preprocess={"secs": 2}))
+
+
+def test_the_two_forms_of_a_modality_are_checked_when_registered():
+    with pytest.raises(ConfigError, match="give either load and preprocess, or settings and pipeline"):
+        register_modality(Modality("tmp_mod", encoders=("image_resnet",)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from avkit.retrieval.metrics import retrieval_metrics
+from avkit.evaluation import retrieval_metrics
 
 
 def test_class_level_metrics_by_hand():

@@ -7,21 +7,17 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from avkit.audio.io import read_audio
 from avkit.data.manifest import AV_MODALITIES, Record, iter_lines, parse_record
 from avkit.errors import AvkitError, ManifestError, MediaError
+from avkit.modalities import get_modality
 from avkit.progress import progress
-from avkit.vision.io import image_size, load_image
+from avkit.vision.io import image_size
 
 log = logging.getLogger(__name__)
-
-
-#: How each modality's file is decoded during a check; a decoder raises MediaError if unusable.
-MEDIA_CHECKS: dict[str, Callable[[Path], object]] = {"audio": read_audio, "image": load_image}
 
 
 @dataclass(frozen=True)
@@ -80,10 +76,12 @@ def check_manifest(
     """Check a manifest line by line, and every file it names.
 
     Finds: lines that are not JSON or lack a field, duplicate ids, missing
-    files, unreadable media (fully decoded when ``decode``), and boxes outside
-    the image. Never raises for a bad line; raises ManifestError only if the
-    manifest itself cannot be opened.
+    files, unreadable media (fully decoded by each registered modality's loader
+    when ``decode``), and boxes outside the image. Never raises for a bad line;
+    raises ManifestError only if the manifest itself cannot be opened, and
+    ConfigError for an unregistered modality.
     """
+    checks = {name: get_modality(name).check for name in modalities}
     path = Path(path)
     report = CheckReport(path=path)
     root = path.parent
@@ -111,10 +109,9 @@ def check_manifest(
                 report.problems.append(Problem(rec.line, rec.id, f"{name} file {rec.paths[name]!r} does not exist"))
                 failed.add(name)
                 continue
-            check = MEDIA_CHECKS.get(name)
-            if decode and check is not None:
+            if decode:
                 try:
-                    check(file)
+                    checks[name](file)
                 except AvkitError as exc:
                     reason = exc.reason if isinstance(exc, MediaError) else str(exc)
                     report.problems.append(Problem(rec.line, rec.id, f"{name} file {rec.paths[name]!r}: {reason}"))

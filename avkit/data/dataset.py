@@ -1,95 +1,155 @@
-"""Manifest items as stacked tensors, one per modality, held in memory.
+"""Manifest items as a ``torch.utils.data.Dataset``: one input per tower, plus targets.
 
-    ds = ManifestDataset.load("data/digits/manifest.jsonl", ["audio", "image"], split="train")
-    batch = ds.batch(torch.tensor([0, 5, 9]))   # {"audio": (3, T), "image": (3, 3, H, W), "label": (3,), "index": (3,)}
+    ds = ManifestDataset(manifest, {"audio": audio_pipeline, "image": image_pipeline}, split="train", train=True)
+    loader = make_loader(ds, epoch_batches, workers=2)        # batch_sampler of [(index, epoch), ...]
+    for batch in loader: ...                                  # avkit.data.batch.Batch
 
-Every item is loaded and preprocessed once, through its modality's registered
-loader and preprocessor. A bad item is reported (logged, and listed in
-:attr:`ManifestDataset.skipped`) and left out, or raises in ``strict`` mode.
+Each tower's :class:`~avkit.modalities.Pipeline` reads its manifest field, so
+preprocessing (image size, clip length) is whatever the tower's config says.
+In training (``train=True``) an item is keyed ``(index, epoch)`` and draws every
+random choice (crops, augmentation) from a generator seeded by
+``(seed, epoch, index)``: a resumed run, or one with another number of workers,
+sees exactly the same items.
+
+A bad item (unreadable file, box outside its image) is left out of its batch
+and listed in :attr:`Batch.skipped`; with ``strict`` the caller raises it.
+``in_memory`` decodes every item once up front (small data), which also finds
+the bad ones before training starts. Feature caches replace a tower's media
+when their settings match (:class:`~avkit.data.features.FeatureCache`).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
 
+from avkit.data.batch import Batch
+from avkit.data.features import FeatureCache
 from avkit.data.manifest import Manifest, Record, read_manifest
-from avkit.errors import DatasetBuildError, MediaError
-from avkit.modalities import get_modality
+from avkit.errors import (
+    AvkitError,
+    ConfigError,
+    DatasetBuildError,
+    ManifestError,
+    MediaError,
+    TargetError,
+)
+from avkit.modalities import Pipeline
 from avkit.progress import progress
 
 log = logging.getLogger(__name__)
 
+#: Targets every dataset can give; any other target name is a numeric manifest field.
+BUILTIN_TARGETS = ("label", "boxes")
+
 
 @dataclass
-class ManifestDataset:
-    """Preprocessed tensors for the records of one split.
+class Skipped:
+    """An item that could not be loaded: its id and the error (raised in strict mode)."""
 
-    Attributes:
-        records: the records kept, in manifest order.
-        tensors: modality name -> ``(N, ...)`` stacked preprocessed items.
-        labels: ``(N,)`` int64 indices into ``label_names`` (-1 where unlabelled).
-        label_names: the class names, shared by every split of a manifest.
-        skipped: ``(id, reason)`` for every record left out.
+    id: str
+    error: AvkitError
+
+
+class ManifestDataset(Dataset):
+    """The records of one split, read through each tower's pipeline.
+
+    Args:
+        manifest: a manifest or its path.
+        pipelines: tower name -> pipeline (its ``modality`` names the manifest field).
+        split: the split to use (None: every record).
+        label_names: class names, in index order (default: the manifest's sorted labels).
+            Labels outside them become -1.
+        fields: numeric manifest fields to collate for heads (``batch.fields``).
+        train: random crops and augmentation, keyed by ``(index, epoch)``.
+        seed: the run's seed (with ``train``).
+        in_memory: decode every item once, up front.
+        feature_caches: tower name -> feature cache path, used when it fits the tower's pipeline.
+        strict: raise on the first bad item instead of skipping it (up front with ``in_memory``).
     """
 
-    records: list[Record]
-    tensors: dict[str, Tensor]
-    labels: Tensor
-    label_names: list[str]
-    manifest: Path
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-
-    @classmethod
-    def load(
-        cls,
-        manifest: str | Path | Manifest,
-        modalities: Sequence[str],
+    def __init__(
+        self,
+        manifest: Manifest | str | Path,
+        pipelines: Mapping[str, Pipeline],
         split: str | None = None,
+        label_names: Sequence[str] | None = None,
+        fields: Sequence[str] = (),
+        train: bool = False,
+        seed: int = 0,
+        in_memory: bool = False,
+        feature_caches: Mapping[str, str | Path] | None = None,
         strict: bool = False,
         show_progress: bool = False,
-    ) -> ManifestDataset:
-        """Load the ``split`` records of ``manifest`` for ``modalities``.
+    ) -> None:
+        self.pipelines = dict(pipelines)
+        modalities = sorted({p.modality for p in self.pipelines.values()})
+        self.manifest = manifest if isinstance(manifest, Manifest) else read_manifest(manifest, modalities=modalities)
+        self.split, self.train, self.seed, self.strict = split, train, seed, strict
+        self.records: list[Record] = self.manifest.split(split)
+        if not self.records:
+            raise DatasetBuildError(f"{self.manifest.path} has no records in split {split!r}")
+        self.label_names = list(label_names) if label_names is not None else self.manifest.labels()
+        self._label_index = {name: i for i, name in enumerate(self.label_names)}
+        self.fields = [f for f in fields if f not in BUILTIN_TARGETS]
+        self.caches = self._usable_caches(feature_caches or {})
+        self.skipped: list[tuple[str, str]] = []
+        self._raw: list[dict[str, Any]] | None = None
+        if in_memory:
+            self._load_all(show_progress)
 
-        Raises:
-            ManifestError: the manifest is malformed or lacks a modality field.
-            MediaError: a file is unusable and ``strict`` is set.
-            DatasetBuildError: no usable record is left.
-        """
-        mods = [get_modality(name) for name in modalities]
-        man = manifest if isinstance(manifest, Manifest) else read_manifest(manifest, modalities=list(modalities))
-        records = man.split(split)
-        label_names = man.labels()
-        index = {name: i for i, name in enumerate(label_names)}
-        kept: list[Record] = []
-        items: dict[str, list[Tensor]] = {m.name: [] for m in mods}
-        skipped: list[tuple[str, str]] = []
-        for rec in progress(records, f"loading {split or 'all'}", enabled=show_progress, unit="item"):
-            try:
-                loaded = {m.name: m.load_tensor(man.resolve(rec, m.name)) for m in mods}
-            except MediaError as exc:
-                if strict:
-                    raise
-                log.warning("skipping %s (line %d): %s", rec.id, rec.line, exc)
-                skipped.append((rec.id, str(exc)))
+    # -- construction --------------------------------------------------------------------------
+    def _usable_caches(self, paths: Mapping[str, str | Path]) -> dict[str, FeatureCache]:
+        caches = {}
+        for tower, path in paths.items():
+            if tower not in self.pipelines:
+                raise ConfigError(f"feature cache {path} is given for tower {tower!r}, which this model does not have; "
+                                  f"towers: {sorted(self.pipelines)}")  # fmt: skip
+            cache = FeatureCache.load(path)
+            why = cache.usable_by(self.pipelines[tower])
+            if why:
+                log.warning("not using the feature cache %s for tower %s: %s", path, tower, why)
                 continue
-            for name, tensor in loaded.items():
-                if items[name] and tensor.shape != items[name][0].shape:
-                    raise MediaError(man.resolve(rec, name), f"preprocessed to shape {tuple(tensor.shape)}, "
-                                     f"but earlier items have {tuple(items[name][0].shape)}")  # fmt: skip
-                items[name].append(tensor)
-            kept.append(rec)
-        if not kept:
-            where = f"split {split!r} of " if split else ""
-            raise DatasetBuildError(f"{where}{man.path}: no usable records ({len(skipped)} skipped)")
-        labels = torch.tensor([index[r.label] if r.label is not None else -1 for r in kept], dtype=torch.long)
-        return cls(kept, {k: torch.stack(v) for k, v in items.items()}, labels, label_names, man.path, skipped)
+            log.info("tower %s reads its features from %s", tower, path)
+            caches[tower] = cache
+        return caches
 
+    def _load_all(self, show_progress: bool) -> None:
+        kept, raws = [], []
+        for rec in progress(self.records, f"loading {self.split or 'all'}", enabled=show_progress, unit="item"):
+            try:
+                raws.append({t: self._decode(rec, t) for t in self.pipelines if t not in self.caches})
+                kept.append(rec)
+            except AvkitError as exc:
+                if self.strict:
+                    raise
+                self._note_skip(rec, exc)
+        if not kept:
+            raise DatasetBuildError(f"split {self.split!r} of {self.manifest.path}: no usable records "
+                                    f"({len(self.skipped)} skipped)")  # fmt: skip
+        self.records, self._raw = kept, raws
+
+    def _note_skip(self, rec: Record, exc: AvkitError) -> None:
+        log.warning("skipping %s (line %d): %s", rec.id, rec.line, exc)
+        self.skipped.append((rec.id, str(exc)))
+
+    def for_evaluation(self) -> ManifestDataset:
+        """The same items read as for evaluation: no random crops, no augmentation."""
+        view = copy.copy(self)
+        view.train = False
+        return view
+
+    # -- items ---------------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.records)
 
@@ -97,13 +157,129 @@ class ManifestDataset:
     def ids(self) -> list[str]:
         return [r.id for r in self.records]
 
-    @property
-    def has_labels(self) -> bool:
-        return bool((self.labels >= 0).all())
+    def labels(self) -> Tensor:
+        """``(N,)`` label indices of every record (-1 where unlabelled)."""
+        return torch.tensor([self._label_index.get(r.label, -1) if r.label is not None else -1 for r in self.records])
 
-    def batch(self, indices: Tensor) -> dict[str, Tensor]:
-        """Items at ``indices``: each modality ``(B, ...)``, ``label (B,)`` and ``index (B,)``."""
-        out = {name: t[indices] for name, t in self.tensors.items()}
-        out["label"] = self.labels[indices]
-        out["index"] = indices
-        return out
+    def _decode(self, rec: Record, tower: str) -> Any:
+        pipe = self.pipelines[tower]
+        return pipe.load(self.manifest.resolve(rec, pipe.modality))
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | Skipped:
+        index, epoch = key if isinstance(key, tuple) else (key, None)
+        rec = self.records[index]
+        rng = np.random.default_rng([self.seed, epoch, index]) if self.train and epoch is not None else None
+        try:
+            return self._item(index, rec, rng)
+        except AvkitError as exc:
+            return Skipped(rec.id, exc)
+
+    def _item(self, index: int, rec: Record, rng: np.random.Generator | None) -> dict[str, Any]:
+        inputs, boxes = {}, {}
+        for tower, pipe in self.pipelines.items():
+            path = self.manifest.resolve(rec, pipe.modality)
+            if tower in self.caches:
+                if rec.id not in self.caches[tower]:
+                    raise MediaError(path, f"is not in the feature cache {self.caches[tower].path} (it was skipped there)")
+                inputs[tower] = pipe.from_features(self.caches[tower][rec.id], rng)
+                continue
+            raw = self._raw[index][tower] if self._raw is not None else self._decode(rec, tower)
+            given = torch.tensor(rec.boxes, dtype=torch.float32) if pipe.takes_boxes and rec.boxes else None
+            try:
+                inputs[tower], out_boxes = pipe(raw, rng, given)
+            except TargetError as exc:
+                raise ManifestError(self.manifest.path, rec.line, f"{pipe.modality} {rec.paths[pipe.modality]!r}: {exc}") from None
+            except (ValueError, RuntimeError) as exc:
+                raise MediaError(path, f"cannot be preprocessed as {pipe.modality} ({exc})") from None
+            if pipe.takes_boxes:
+                boxes[tower] = out_boxes
+        label = self._label_index.get(rec.label, -1) if rec.label is not None else -1
+        fields = {f: _number(rec.extra.get(f)) for f in self.fields}
+        return {"index": index, "id": rec.id, "inputs": inputs, "boxes": boxes, "label": label, "fields": fields}
+
+    def collate(self, items: Sequence[dict[str, Any] | Skipped]) -> Batch:
+        """Items -> a :class:`Batch`; skipped items are left out and listed in ``batch.skipped``."""
+        good = [it for it in items if not isinstance(it, Skipped)]
+        skipped = [(it.id, it.error) for it in items if isinstance(it, Skipped)]
+        if not good:
+            return Batch({}, torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), [], skipped=skipped)
+        inputs, lengths = {}, {}
+        for tower, pipe in self.pipelines.items():
+            inputs[tower], lens = pipe.collate([it["inputs"][tower] for it in good])
+            if lens is not None:
+                lengths[tower] = lens
+        return Batch(
+            inputs=inputs, lengths=lengths, precomputed=frozenset(self.caches),
+            labels=torch.tensor([it["label"] for it in good], dtype=torch.long),
+            index=torch.tensor([it["index"] for it in good], dtype=torch.long),
+            ids=[it["id"] for it in good],
+            boxes={t: [it["boxes"][t] for it in good] for t in good[0]["boxes"]},
+            fields={f: torch.tensor([it["fields"][f] for it in good], dtype=torch.float32) for f in self.fields},
+            skipped=skipped,
+        )  # fmt: skip
+
+    # -- targets -------------------------------------------------------------------------------
+    def require_targets(self, who: str, targets: Iterable[str]) -> None:
+        """Raise ConfigError, naming ``who`` and the field, unless every record has each target."""
+        where = f"split {self.split!r} of {self.manifest.path}" if self.split else str(self.manifest.path)
+        for target in targets:
+            if target == "label":
+                missing = sum(r.label is None or r.label not in self._label_index for r in self.records)
+            elif target == "boxes":
+                missing = sum(not r.boxes for r in self.records)
+            else:
+                missing = sum(math.isnan(_number(r.extra.get(target))) for r in self.records)
+            if missing:
+                raise ConfigError(f"{who} needs the manifest field {target!r} on every item, but {missing} of "
+                                  f"{len(self.records)} items of {where} lack it")  # fmt: skip
+
+
+def _number(value: Any) -> float:
+    """A manifest value as a float target; NaN if absent or not a number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return math.nan
+    return float(value)
+
+
+def make_loader(dataset: ManifestDataset, batches: Iterable[Sequence[Any]], workers: int = 0) -> DataLoader:
+    """A DataLoader over ``batches`` (lists of dataset keys), collated into :class:`Batch` es.
+
+    ``workers`` processes decode and augment in parallel; the order of batches is kept. The loader
+    draws its worker seeds from a generator of its own: taking them from torch's global RNG would
+    shift the random stream a resumed run replays (SpecAugment's masks), since a resumed run starts
+    one more loader. Items draw their randomness from ``(seed, epoch, index)`` anyway.
+    """
+    return DataLoader(dataset, batch_sampler=batches, collate_fn=dataset.collate, num_workers=workers,
+                      generator=torch.Generator().manual_seed(0))  # fmt: skip
+
+
+def sequential_batches(n: int, batch_size: int) -> list[list[int]]:
+    """``[0, n)`` in order, ``batch_size`` at a time (for evaluation)."""
+    return [list(range(i, min(n, i + batch_size))) for i in range(0, n, batch_size)]
+
+
+def map_batches(
+    dataset: ManifestDataset,
+    fn: Callable[[Batch], Tensor],
+    batch_size: int = 256,
+    workers: int = 0,
+    show_progress: bool = False,
+    desc: str = "batches",
+) -> tuple[Tensor, list[str], list[tuple[str, AvkitError]]]:
+    """``fn`` over the dataset in order, ``batch_size`` items at a time.
+
+    Returns:
+        The outputs concatenated ``(N_ok, ...)``, the ids they belong to, and the
+        ``(id, error)`` of items that could not be loaded (left out).
+    """
+    outputs, ids, skipped = [], [], []
+    batches = sequential_batches(len(dataset), batch_size)
+    loader = make_loader(dataset, batches, workers)
+    for batch in progress(loader, desc, enabled=show_progress, total=len(batches), unit="batch"):
+        skipped += batch.skipped
+        if len(batch):
+            outputs.append(fn(batch))
+            ids += batch.ids
+    if not outputs:
+        raise DatasetBuildError(f"{dataset.manifest.path}: no item could be loaded ({len(skipped)} skipped)")
+    return torch.cat(outputs), ids, skipped

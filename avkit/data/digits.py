@@ -29,6 +29,7 @@ import torch
 import torchaudio.functional as AF
 from PIL import Image
 
+from avkit.audio.augment import colored_noise
 from avkit.audio.io import save_audio
 from avkit.data.build import BuildReport, finish_build
 from avkit.data.manifest import Record
@@ -143,15 +144,6 @@ def render_digit(pixels: np.ndarray, size: int, rng: np.random.Generator, augmen
     img = img.transform((size, size), Image.AFFINE, coeffs, resample=Image.BILINEAR, fillcolor=0)
     gain = rng.uniform(0.8, 1.0)
     return img.point(lambda v: int(round(v * gain)))
-
-
-def colored_noise(n: int, exponent: float, rng: np.random.Generator) -> np.ndarray:
-    """Gaussian noise with power spectrum ~ 1/f**exponent (0 white, 1 pink, 2 brown), unit RMS."""
-    spec = np.fft.rfft(rng.standard_normal(n))
-    freqs = np.arange(spec.shape[0], dtype=np.float64)
-    freqs[0] = 1.0
-    noise = np.fft.irfft(spec / freqs ** (exponent / 2.0), n=n)
-    return (noise / (np.sqrt(np.mean(noise**2)) + 1e-12)).astype(np.float32)
 
 
 def trim_silence(samples: np.ndarray, threshold: float = 0.01) -> np.ndarray:

@@ -1,88 +1,62 @@
-"""Compute and cache log-mel features for every clip of a manifest.
+"""Feature caches: a tower's front-end output (log-mels) for every item of a manifest, computed once.
 
-The cache is one safetensors file: tensor ``logmel`` of shape
-``(N, n_mels, frames)`` (float32), with the ids, the front-end's parameters
-and the manifest path in its metadata. Clips are cut or zero-padded on the
-right to ``seconds`` so they stack.
+The cache is an artifact (``avkit.artifacts``) of kind ``features``: the
+whole-item outputs concatenated along their last axis (``values``, e.g.
+``(n_mels, total_frames)``) with each item's ``lengths``, and in its header the
+ids, the modality and the settings the front-end used. Training reads it in
+place of the media when, and only when, those settings equal the tower's (see
+:meth:`FeatureCache.usable_by`); the tower's crop/pad rule then applies to the
+cached item, exactly as to a decoded one.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save
+from torch import Tensor
 
-from avkit.audio.io import load_audio
-from avkit.audio.transforms import LogMelSpectrogram
+from avkit.artifacts import load_artifact, save_artifact
 from avkit.data.manifest import Manifest, read_manifest
-from avkit.errors import AvkitError, MediaError
-from avkit.fileio import atomic_write_bytes
+from avkit.errors import AvkitError, ConfigError, MediaError
+from avkit.modalities import Pipeline
 from avkit.progress import progress
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class FeatureConfig:
-    """Front-end settings for the cache (the defaults of :class:`LogMelSpectrogram`)."""
-
-    sample_rate: int = 16000
-    n_fft: int = 512
-    win_length: int = 400
-    hop_length: int = 160
-    n_mels: int = 64
-    seconds: float = 1.0
-    batch_size: int = 64
-
-    def frontend(self) -> LogMelSpectrogram:
-        return LogMelSpectrogram(self.sample_rate, self.n_fft, self.win_length, self.hop_length, self.n_mels)
-
-
-def fit_length(wav: torch.Tensor, num_samples: int) -> torch.Tensor:
-    """Cut or zero-pad ``(T,)`` on the right to ``num_samples``."""
-    if wav.shape[-1] >= num_samples:
-        return wav[..., :num_samples]
-    return torch.nn.functional.pad(wav, (0, num_samples - wav.shape[-1]))
+KIND, FORMAT = "features", 2
 
 
 def compute_features(
     manifest: Manifest | str | Path,
     out: str | Path,
-    cfg: FeatureConfig | None = None,
+    pipeline: Pipeline,
     show_progress: bool = False,
     strict: bool = False,
-) -> dict[str, object]:
-    """Compute log-mels of every clip and write them to ``out`` (safetensors), atomically.
+) -> dict[str, Any]:
+    """Compute the front-end output of every file of ``manifest`` that ``pipeline`` reads; write the cache to ``out``.
 
-    A clip that cannot be loaded is reported and skipped (``strict``: raised).
+    An unreadable file is reported and skipped (``strict``: raised).
 
     Returns:
-        Summary: ``count``, ``shape``, ``skipped`` (list of ``{id, reason}``), ``path``.
+        Summary: ``count``, ``shape`` of one item's features (last axis: the longest item), ``skipped``
+        (list of ``{id, reason}``), ``path``.
     """
-    cfg = cfg or FeatureConfig()
-    manifest = manifest if isinstance(manifest, Manifest) else read_manifest(manifest)
-    frontend = cfg.frontend().eval()
-    num_samples = round(cfg.seconds * cfg.sample_rate)
+    settings, modality = pipeline.cache_settings(), pipeline.modality
+    if settings is None:
+        raise ConfigError(f"the {modality} modality has no front-end to cache")
+    manifest = manifest if isinstance(manifest, Manifest) else read_manifest(manifest, modalities=[modality])
+    if Path(out).resolve() == manifest.path.resolve():
+        raise ConfigError(f"--out {out} is the manifest itself; choose another file")
     ids: list[str] = []
-    feats: list[torch.Tensor] = []
+    feats: list[Tensor] = []
     skipped: list[dict[str, str]] = []
-    batch: list[torch.Tensor] = []
-    records = manifest.records
-
-    def flush() -> None:
-        if batch:
-            with torch.inference_mode():
-                feats.append(frontend(torch.stack(batch)))
-            batch.clear()
-
-    for rec in progress(records, desc="log-mel features", enabled=show_progress, unit="clip"):
+    for rec in progress(manifest.records, desc=f"{modality} features", enabled=show_progress, unit="item"):
         try:
-            wav = load_audio(manifest.resolve(rec, "audio"), cfg.sample_rate)
+            feats.append(pipeline.features(pipeline.load(manifest.resolve(rec, modality))))
         except MediaError as exc:
             if strict:
                 raise
@@ -90,28 +64,54 @@ def compute_features(
             log.warning("skipping %s: %s", rec.id, exc)
             continue
         ids.append(rec.id)
-        batch.append(fit_length(wav, num_samples))
-        if len(batch) == cfg.batch_size:
-            flush()
-    flush()
     if not ids:
-        raise AvkitError(f"no clip of {manifest.path} could be loaded")
-    logmel = torch.cat(feats)
-    meta = {"ids": json.dumps(ids), "config": json.dumps(asdict(cfg)), "manifest": str(manifest.path)}
-    atomic_write_bytes(out, save({"logmel": logmel.contiguous()}, metadata=meta))
-    log.info("cached %d log-mels %s to %s", len(ids), tuple(logmel.shape), out)
-    return {"count": len(ids), "shape": tuple(logmel.shape), "skipped": skipped, "path": str(out)}
+        raise AvkitError(f"no {modality} file of {manifest.path} could be read")
+    lengths = torch.tensor([f.shape[-1] for f in feats])
+    header = {"ids": ids, "modality": modality, "settings": settings, "manifest": str(manifest.path)}
+    save_artifact(out, KIND, {"values": torch.cat(feats, dim=-1), "lengths": lengths}, header, FORMAT)
+    shape = (*feats[0].shape[:-1], int(lengths.max()))
+    log.info("cached %d %s features %s to %s", len(ids), modality, shape, out)
+    return {"count": len(ids), "shape": shape, "skipped": skipped, "path": str(out)}
 
 
-def load_features(path: str | Path) -> tuple[list[str], torch.Tensor, dict[str, object]]:
-    """Read a feature cache: ``(ids, logmel (N, n_mels, frames), config)``."""
-    path = Path(path)
-    if not path.is_file():
-        raise MediaError(path, "feature cache does not exist")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            meta = handle.metadata() or {}
-        tensors = load_file(str(path))
-        return json.loads(meta["ids"]), tensors["logmel"], json.loads(meta["config"])
-    except (SafetensorError, KeyError, json.JSONDecodeError, OSError) as exc:
-        raise MediaError(path, f"not a valid avkit feature cache ({exc})") from None
+@dataclass
+class FeatureCache:
+    """A loaded feature cache: ``cache[id]`` is one item's whole features ``(..., L)``."""
+
+    path: Path
+    modality: str
+    settings: dict[str, Any]
+    ids: list[str]
+    values: Tensor
+    offsets: Tensor
+
+    @classmethod
+    def load(cls, path: str | Path) -> FeatureCache:
+        """Read a cache written by :func:`compute_features` (``avkit features``)."""
+        art = load_artifact(path, KIND, formats={FORMAT}, names=("values", "lengths"))
+        h, lengths = art.header, art.tensors["lengths"]
+        if len(h["ids"]) != len(lengths) or int(lengths.sum()) != art.tensors["values"].shape[-1]:
+            raise MediaError(art.path, "feature cache ids, lengths and values disagree; the file is damaged")
+        offsets = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)])
+        return cls(art.path, h["modality"], h["settings"], h["ids"], art.tensors["values"], offsets)
+
+    def __post_init__(self) -> None:
+        self._row = {rid: i for i, rid in enumerate(self.ids)}
+
+    def __contains__(self, rid: str) -> bool:
+        return rid in self._row
+
+    def __getitem__(self, rid: str) -> Tensor:
+        i = self._row[rid]
+        return self.values[..., int(self.offsets[i]) : int(self.offsets[i + 1])]
+
+    def usable_by(self, pipeline: Pipeline) -> str | None:
+        """Why this cache cannot stand in for ``pipeline``'s media, or None if it can."""
+        if pipeline.modality != self.modality:
+            return f"it holds {self.modality} features, not {pipeline.modality}"
+        wanted = pipeline.cache_settings()
+        if wanted != self.settings:
+            diff = sorted(k for k in set(wanted or {}) | set(self.settings) if (wanted or {}).get(k) != self.settings.get(k))
+            return "its settings differ from the tower's: " + ", ".join(
+                f"{k} {self.settings.get(k)!r} (tower: {(wanted or {}).get(k)!r})" for k in diff)  # fmt: skip
+        return pipeline.cache_refusal()

@@ -1,4 +1,4 @@
-"""Linear probes: how linearly separable a frozen encoder's features are (SoundNet's evaluation).
+"""Linear probes: how linearly separable frozen features are (SoundNet's evaluation).
 
 SoundNet trains a linear SVM on pool5; here a multinomial logistic regression
 (scikit-learn) on standardised features, trained on one split and scored on
@@ -14,30 +14,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import Tensor
 
-from avkit.train.tasks import Task
 
-
-@torch.no_grad()
-def intermediate_features(task: Task, modality: str, x: Tensor, name: str | None = None, batch_size: int = 256) -> np.ndarray:
-    """Per-item feature vectors ``(N, F)`` from a frozen task's encoder.
-
-    ``name`` picks an intermediate (e.g. SoundNet's ``pool5``, ``(B, C, t)``),
-    summarised by its mean and max over time/space (``F = 2C``); None takes the
-    pooled output.
-    """
-    task.eval()
-    device = next(task.parameters()).device
-    out = []
-    for i in range(0, len(x), batch_size):
-        feats = task.features(modality, x[i : i + batch_size].to(device))
-        if name is None:
-            out.append(feats.pooled.cpu())
-            continue
-        if name not in feats.intermediates:
-            raise KeyError(f"encoder has no intermediate {name!r}; it has {sorted(feats.intermediates)}")
-        t = feats.intermediates[name].flatten(2)
-        out.append(torch.cat([t.mean(-1), t.amax(-1)], dim=1).cpu())
-    return torch.cat(out).numpy()
+def summarise_map(fmap: Tensor) -> Tensor:
+    """A feature map ``(B, C, *spatial)`` as one vector per item: its mean and max over space/time ``(B, 2C)``."""
+    flat = fmap.flatten(2)
+    return torch.cat([flat.mean(-1), flat.amax(-1)], dim=1)
 
 
 def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, seed: int = 0) -> float:

@@ -13,20 +13,19 @@ from torch import Tensor, nn
 
 
 class SemanticRegularizer(nn.Module):
-    """``weight * mean_m CE(W e_m, y)`` over the embeddings ``e_m`` of every modality.
+    """``mean_m CE(W e_m, y)`` over the embeddings ``e_m`` of every modality (weigh it in the run config).
 
     Items without a label (``y = -1``) are ignored.
 
     Shapes: each embedding ``(B, D)``, ``labels (B,)`` -> scalar.
     """
 
-    def __init__(self, embed_dim: int, num_classes: int, weight: float = 0.1) -> None:
+    def __init__(self, embed_dim: int, num_classes: int) -> None:
         super().__init__()
         self.classifier = nn.Linear(embed_dim, num_classes)
-        self.weight = weight
 
     def forward(self, embeddings: list[Tensor], labels: Tensor) -> Tensor:
         if not bool((labels >= 0).any()):
             return embeddings[0].new_zeros(())
         losses = [F.cross_entropy(self.classifier(e), labels, ignore_index=-1) for e in embeddings]
-        return self.weight * torch.stack(losses).mean()
+        return torch.stack(losses).mean()

@@ -1,22 +1,123 @@
-"""A modality is one registered object: loader, preprocessor, encoders, metadata.
+"""A modality is one registered object: how to read its files, and what encoders take them.
 
-Core code (datasets, training, embedding, indexing, the CLI) looks modalities
-up by name here and never names one itself. Adding a modality is one
+Core code (datasets, towers, training, embedding, indexing, the CLI) looks
+modalities up by name here and never names one itself. Adding a modality is one
 :func:`register_modality` call; see docs/extending.md.
+
+A modality comes in one of two forms:
+
+- **simple**: ``load`` (path -> raw) and ``preprocess`` (raw -> tensor), fixed.
+- **configurable**: ``settings`` (a dataclass of per-tower preprocessing, such as
+  image size or clip length), ``augment`` (a dataclass of per-run training
+  augmentation) and ``pipeline`` (a :class:`Pipeline` class built from them).
+
+Either way, a tower gets a :class:`Pipeline` from :meth:`Modality.make_pipeline`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch import Tensor
+import torch
+from torch import Tensor, nn
 
+from avkit.config import from_dict, to_dict
 from avkit.errors import ConfigError, MediaError
 from avkit.registry import Registry
+
+
+class Pipeline:
+    """How one tower turns a file into a model input, for one run's settings.
+
+    The item steps run in the data pipeline (DataLoader workers, CPU), one item
+    at a time; :meth:`frontend` and :meth:`batch_augment` are modules that run on
+    the model's device on whole batches.
+
+    Attributes:
+        modality: the manifest field it reads (set by :meth:`Modality.make_pipeline`).
+        output: what ``__call__`` produces, matched against the encoder's
+            ``feature_info.input`` (None: not checked).
+        takes_boxes: whether manifest boxes refer to this modality's items (and
+            are transformed with them).
+        augment: the training augmentation settings, or None (evaluation).
+    """
+
+    modality: str = ""
+    output: str | None = None
+    takes_boxes: bool = False
+    augment: Any = None
+
+    def load(self, path: Path) -> Any:
+        """Decode a file (the part an in-memory cache may keep). Raises MediaError naming ``path``."""
+        raise NotImplementedError
+
+    def __call__(self, raw: Any, rng: np.random.Generator | None = None, boxes: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """``raw`` -> ``(tensor, boxes)``. ``rng`` None: evaluation (deterministic: centre crops, no
+        augmentation); given: training (random crops, and augmentation if configured).
+        ``boxes (N, 4)`` in pixels of ``raw`` come back in pixels of the tensor."""
+        raise NotImplementedError
+
+    def load_tensor(self, path: str | Path) -> Tensor:
+        """One file, preprocessed for evaluation. Raises MediaError naming ``path``."""
+        path = Path(path)
+        raw = self.load(path)
+        try:
+            return self(raw)[0]
+        except (ValueError, RuntimeError) as exc:
+            raise MediaError(path, f"cannot be preprocessed ({exc})") from None
+
+    def collate(self, items: Sequence[Tensor]) -> tuple[Tensor, Tensor | None]:
+        """Items -> ``(batch (B, ...), lengths (B,) or None)``; by default they must share one shape."""
+        shapes = {tuple(t.shape) for t in items}
+        if len(shapes) > 1:
+            raise ValueError(f"items of different shapes {sorted(shapes)} cannot be stacked; set a fixed size")
+        return torch.stack(list(items)), None
+
+    def frontend(self, encoder_input: str | None) -> nn.Module | None:
+        """A module that turns batches of this pipeline's output into ``encoder_input`` on the
+        device (None: none needed). Raises ConfigError if it cannot."""
+        if encoder_input not in (None, self.output) and self.output is not None:
+            raise ConfigError(f"the encoder takes {encoder_input!r} input, but this modality gives {self.output!r}")
+        return None
+
+    def batch_augment(self) -> nn.Module | None:
+        """A training-only module applied on the device after the front-end (SpecAugment), or None."""
+        return None
+
+    # -- feature caches (precomputed front-end outputs) ----------------------------------------
+    def cache_settings(self) -> dict[str, Any] | None:
+        """The settings a cached front-end output depends on; None if this modality has no cache."""
+        return None
+
+    def cache_refusal(self) -> str | None:
+        """Why a cache cannot stand in for the raw items with these augmentation settings, or None."""
+        return None
+
+    def features(self, raw: Any) -> Tensor:
+        """The front-end output of one whole item ``(..., L)``, to cache."""
+        raise NotImplementedError
+
+    def from_features(self, features: Tensor, rng: np.random.Generator | None = None) -> Tensor:
+        """A cached front-end output -> the front-end output of the preprocessed item."""
+        raise NotImplementedError
+
+
+class SimplePipeline(Pipeline):
+    """The pipeline of a simple modality: ``load``, then ``preprocess``; nothing to configure."""
+
+    def __init__(self, load: Callable[[Path], Any], preprocess: Callable[[Any], Tensor]) -> None:
+        self._load, self._preprocess = load, preprocess
+
+    def load(self, path: Path) -> Any:
+        return self._load(path)
+
+    def __call__(self, raw: Any, rng: np.random.Generator | None = None, boxes: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        return self._preprocess(raw), None
 
 
 @dataclass(frozen=True)
@@ -25,34 +126,66 @@ class Modality:
 
     Attributes:
         name: the manifest field holding this modality's paths (``"audio"``).
-        load: ``path -> raw data``; raises :class:`~avkit.errors.MediaError`
-            naming the file when it cannot be used.
-        preprocess: ``raw -> tensor`` of one fixed shape per item (no batch dim),
-            so items stack into a batch.
-        encoders: names in the encoder registry that take this tensor; the first
-            is the default.
-        metadata: facts such as ``sample_rate`` or ``image_size``.
+        encoders: names in the encoder registry that take this modality's
+            tensors; the first is the default.
+        load, preprocess: the simple form: ``path -> raw`` (raising
+            :class:`~avkit.errors.MediaError` naming the file) and
+            ``raw -> tensor`` of one fixed shape.
+        settings: the configurable form: a dataclass of per-tower preprocessing settings.
+        augment: a dataclass of per-run augmentation settings (None: no augmentation).
+        pipeline: ``(settings, augment or None) -> Pipeline``.
+        metadata: facts shown by ``avkit list``.
         describe: what a file of this modality is, for error messages.
         render: ``path -> array`` to draw in galleries (``(H, W)`` shown with a
             colour map, or ``(H, W, 3)`` RGB in [0, 1]); None draws the file name.
     """
 
     name: str
-    load: Callable[[Path], Any]
-    preprocess: Callable[[Any], Tensor]
-    encoders: tuple[str, ...]
+    load: Callable[[Path], Any] | None = None
+    preprocess: Callable[[Any], Tensor] | None = None
+    encoders: tuple[str, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)
     describe: str = "a file"
     render: Callable[[Path], np.ndarray] | None = None
+    settings: type | None = None
+    augment: type | None = None
+    pipeline: Callable[..., Pipeline] | None = None
 
-    def load_tensor(self, path: str | Path) -> Tensor:
-        """``path -> preprocessed tensor``; bad files raise MediaError naming ``path``."""
-        path = Path(path)
-        raw = self.load(path)
-        try:
-            return self.preprocess(raw)
-        except (ValueError, RuntimeError) as exc:
-            raise MediaError(path, f"cannot be preprocessed as {self.name} ({exc}); expected {self.describe}") from None
+    def parse_settings(self, values: Mapping[str, Any] | None = None) -> Any:
+        """This modality's preprocessing settings from a config table (defaults for missing keys)."""
+        return self._parse(self.settings, values, "preprocess")
+
+    def parse_augment(self, values: Mapping[str, Any] | None = None) -> Any:
+        """This modality's augmentation settings from a config table; None for an empty table."""
+        if not values:
+            return None
+        return self._parse(self.augment, values, "augment")
+
+    def _parse(self, cls: type | None, values: Mapping[str, Any] | None, what: str) -> Any:
+        if cls is None:
+            if values:
+                raise ConfigError(f"modality {self.name!r} takes no {what} settings, got {sorted(values)}")
+            return None
+        return from_dict(cls, dict(values or {}), prefix=f"{what}.")
+
+    def make_pipeline(self, settings: Mapping[str, Any] | None = None, augment: Mapping[str, Any] | None = None) -> Pipeline:
+        """The pipeline for a tower's ``settings`` and a run's ``augment`` table (None: evaluation)."""
+        if self.pipeline is None:
+            self._parse(None, settings, "preprocess")
+            self._parse(None, augment, "augment")
+            pipe: Pipeline = SimplePipeline(self.load, self.preprocess)  # type: ignore[arg-type]
+        else:
+            pipe = self.pipeline(self.parse_settings(settings), self.parse_augment(augment))
+        pipe.modality = self.name
+        return pipe
+
+    def default_settings(self) -> dict[str, Any]:
+        """The default preprocessing settings as plain data ({} for a simple modality)."""
+        return to_dict(self.settings()) if self.settings is not None else {}
+
+    def check(self, path: Path) -> None:
+        """Decode ``path`` fully with the default settings; MediaError if it is unusable."""
+        self.make_pipeline().load(path)
 
 
 #: Every registered modality, by name.
@@ -66,6 +199,14 @@ def register_modality(modality: Modality, *, replace: bool = False) -> Modality:
     """
     if not modality.encoders:
         raise ConfigError(f"modality {modality.name!r} must name at least one encoder")
+    simple = modality.load is not None and modality.preprocess is not None
+    if simple == (modality.pipeline is not None):
+        raise ConfigError(f"modality {modality.name!r}: give either load and preprocess, or settings and pipeline")
+    if modality.pipeline is not None and modality.settings is None:
+        raise ConfigError(f"modality {modality.name!r}: a pipeline needs a settings dataclass")
+    for cls in (modality.settings, modality.augment):
+        if cls is not None and not dataclasses.is_dataclass(cls):
+            raise ConfigError(f"modality {modality.name!r}: {cls!r} must be a dataclass")
     if replace:
         MODALITIES.unregister(modality.name)
     MODALITIES.register(modality.name)(lambda: modality)

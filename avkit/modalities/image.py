@@ -1,29 +1,133 @@
-"""The ``image`` modality: RGB resized to 32 x 32 and normalised (AV-digits statistics)."""
+"""The ``image`` modality: RGB, resized and cropped to the tower's square size, normalised.
+
+Per-tower settings (:class:`ImageSettings`): the side, and the normalisation.
+Per-run augmentation (:class:`ImageAugment`): random resized crop, a small
+affine (rotation, translation, scale, flip), brightness and contrast jitter.
+Boxes, in pixels, are transformed along with the image at every step.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
 from torch import Tensor
 
-from avkit.modalities.base import Modality, register_modality
+from avkit.errors import ConfigError, TargetError
+from avkit.modalities.base import Modality, Pipeline, register_modality
+from avkit.vision.augment import jitter, random_affine, random_resized_crop, transform_boxes, warp
 from avkit.vision.io import IMAGE_EXPECTED, load_image
-from avkit.vision.transforms import normalize, resize
-
-IMAGE_SIZE = 32
+from avkit.vision.transforms import DIGITS_MEAN, DIGITS_STD, normalize, resize
 
 
-def _preprocess(img: Tensor) -> Tensor:
-    if img.shape[-2:] != (IMAGE_SIZE, IMAGE_SIZE):
-        img = resize(img, (IMAGE_SIZE, IMAGE_SIZE))
-    return normalize(img)
+@dataclass
+class ImageSettings:
+    """An image tower's preprocessing.
+
+    Attributes:
+        size: the side of the square input, pixels. The shorter side is resized
+            to it, then the longer one cropped: centre in evaluation, random in training.
+        mean, std: per-channel normalisation of values in [0, 1] (default: AV-digits statistics).
+    """
+
+    size: int = 32
+    mean: tuple[float, float, float] = DIGITS_MEAN
+    std: tuple[float, float, float] = DIGITS_STD
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise ConfigError(f"image settings: size must be positive, got {self.size}")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ConfigError(f"image settings: mean and std need 3 values, std > 0; got {self.mean}, {self.std}")
+
+
+@dataclass
+class ImageAugment:
+    """Training augmentation of an image tower (each item draws its own values).
+
+    Attributes:
+        crop_area, crop_ratio: random resized crop: the fraction of the image
+            kept, and its aspect ratio (w/h, log-uniform); (1, 1) and (1, 1): off.
+        rotate_degrees, translate, scale: a small affine about the centre: up to ±
+            this rotation, ± this fraction of the side, a zoom in this range.
+        hflip: probability of a horizontal flip (off for digits and text).
+        brightness, contrast: multiply by 1 ± this; scale contrast by 1 ± this.
+    """
+
+    crop_area: tuple[float, float] = (1.0, 1.0)
+    crop_ratio: tuple[float, float] = (1.0, 1.0)
+    rotate_degrees: float = 0.0
+    translate: float = 0.0
+    scale: tuple[float, float] = (1.0, 1.0)
+    hflip: float = 0.0
+    brightness: float = 0.0
+    contrast: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.crop_area[0] <= self.crop_area[1] <= 1 or not 0 < self.crop_ratio[0] <= self.crop_ratio[1]:
+            raise ConfigError(f"augment: crop_area must lie in (0, 1] and ranges be (low, high), got "
+                              f"{self.crop_area}, {self.crop_ratio}")  # fmt: skip
+
+    @property
+    def geometric(self) -> bool:
+        return (self.crop_area, self.crop_ratio, self.rotate_degrees, self.translate, self.scale, self.hflip) != (
+            (1.0, 1.0), (1.0, 1.0), 0.0, 0.0, (1.0, 1.0), 0.0)  # fmt: skip
+
+
+def check_boxes(boxes: Tensor, width: int, height: int) -> None:
+    """Raise TargetError unless every box lies inside a ``width`` x ``height`` image."""
+    for i, (x0, y0, x1, y1) in enumerate(boxes.tolist()):
+        if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
+            raise TargetError(f"box {i} {[x0, y0, x1, y1]} lies outside the {width}x{height} image")
+
+
+class ImagePipeline(Pipeline):
+    """Image items ``(3, size, size)``, normalised; boxes ``(N, 4)`` in pixels of the output."""
+
+    output = "image"
+    takes_boxes = True
+
+    def __init__(self, settings: ImageSettings, augment: ImageAugment | None = None) -> None:
+        self.settings, self.augment = settings, augment
+
+    def load(self, path: Path) -> Tensor:
+        return load_image(path)
+
+    def __call__(self, img: Tensor, rng: np.random.Generator | None = None, boxes: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        size, aug = self.settings.size, self.augment if rng is not None else None
+        h, w = img.shape[-2:]
+        if boxes is not None:
+            check_boxes(boxes, w, h)
+        if min(h, w) != size:  # the shorter side to `size`, antialiased
+            k = size / min(h, w)
+            img = resize(img, size)
+            boxes = None if boxes is None else boxes * k
+            h, w = img.shape[-2:]
+        if (h, w) != (size, size):  # crop the longer side: centre (evaluation) or random (training)
+            top = (h - size) // 2 if rng is None else int(rng.integers(0, h - size, endpoint=True))
+            left = (w - size) // 2 if rng is None else int(rng.integers(0, w - size, endpoint=True))
+            img = img[:, top : top + size, left : left + size]
+            if boxes is not None:
+                boxes = transform_boxes(boxes, np.array([[1.0, 0, -left], [0, 1.0, -top], [0, 0, 1.0]]), size)
+        if aug is not None and aug.geometric:
+            out_to_in = random_resized_crop((size, size), size, aug.crop_area, aug.crop_ratio, rng) @ random_affine(
+                size, aug.rotate_degrees, aug.translate, aug.scale, aug.hflip, rng)  # fmt: skip
+            img = warp(img, out_to_in, size)
+            boxes = None if boxes is None else transform_boxes(boxes, np.linalg.inv(out_to_in), size)
+        if aug is not None:
+            img = jitter(img, aug.brightness, aug.contrast, rng)
+        return normalize(img, self.settings.mean, self.settings.std), boxes
 
 
 IMAGE = register_modality(
     Modality(
         name="image",
-        load=load_image,
-        preprocess=_preprocess,
+        settings=ImageSettings,
+        augment=ImageAugment,
+        pipeline=ImagePipeline,
         encoders=("image_resnet",),
-        metadata={"image_size": IMAGE_SIZE, "shape": "(3, H, W)"},
+        metadata={"size": ImageSettings.size, "shape": "(3, size, size)"},
         describe=IMAGE_EXPECTED,
         render=lambda path: load_image(path).permute(1, 2, 0).numpy(),
     )

@@ -1,45 +1,81 @@
-"""A modality's tower: its encoder, then a head. Built from config data."""
+"""A tower: a modality's preprocessing settings + an encoder from the registry.
+
+    raw input ─[front-end, on the device]─▶ encoder input ─[batch augment, training]─▶ encoder ─▶ EncoderOutput
+    (B, T) waveform ─▶ LogMelSpectrogram ─▶ (B, n_mels, frames) ─▶ SpecAugment ─▶ logmel_cnn ─▶ pooled, map
+
+The front-end is whatever turns the modality pipeline's output into what the
+encoder declares it takes (``encoder.feature_info.input``); for images there is
+none. Inputs read from a feature cache skip it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from torch import Tensor, nn
 
+from avkit.config import to_dict
 from avkit.errors import ConfigError
-from avkit.modalities import get_modality
-from avkit.models.encoders import ENCODERS, EncoderOutput
-from avkit.models.heads import HEADS
-
-
-def build_encoder(modality: str, spec: dict[str, Any] | None = None) -> nn.Module:
-    """The encoder for ``modality`` from ``{"name": ..., **kwargs}`` (default: the modality's first).
-
-    Raises:
-        ConfigError: the encoder is unknown, not offered by the modality, or gets bad arguments.
-    """
-    mod = get_modality(modality)
-    spec = dict(spec or {})
-    name = spec.pop("name", mod.encoders[0])
-    if name not in mod.encoders:
-        raise ConfigError(f"encoder {name!r} does not take {modality!r} input; {modality} offers {list(mod.encoders)}")
-    return ENCODERS.create(name, **spec)
+from avkit.modalities import Pipeline, get_modality
+from avkit.models.config import TowerConfig
+from avkit.models.encoders import ENCODERS, EncoderOutput, FeatureInfo
 
 
 class Tower(nn.Module):
-    """Encoder -> projection head into the shared space.
+    """One modality's path into the model.
 
-    Shapes: one modality's preprocessed batch ``(B, ...)`` -> ``(B, embed_dim)``, unit norm.
+    Attributes:
+        name: the tower's name in the model; modality: the manifest field it reads.
+        pipeline: the evaluation pipeline (file -> input tensor), from the tower's settings.
+        frontend: the device-side front-end module, or None.
+        encoder: the registered encoder.
     """
 
-    def __init__(self, encoder: nn.Module, head: str, embed_dim: int) -> None:
+    def __init__(self, name: str, cfg: TowerConfig) -> None:
         super().__init__()
-        self.encoder = encoder
-        self.head = HEADS.create(head, in_dim=encoder.out_dim, embed_dim=embed_dim)
+        self.name, self.cfg = name, cfg
+        self.modality = cfg.modality or name
+        mod = get_modality(self.modality)
+        spec = dict(cfg.encoder)
+        encoder = spec.pop("name", mod.encoders[0])
+        if encoder not in mod.encoders:
+            raise ConfigError(f"tower {name!r}: encoder {encoder!r} does not take {self.modality!r} input; "
+                              f"{self.modality} offers {list(mod.encoders)}")  # fmt: skip
+        self.encoder = ENCODERS.create(encoder, **spec)
+        self.pipeline = mod.make_pipeline(cfg.preprocess)
+        info = self.feature_info
+        try:
+            self.frontend = self.pipeline.frontend(info.input if info is not None else None)
+        except ConfigError as exc:
+            raise ConfigError(f"tower {name!r}: {exc}") from None
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.encoder(x).pooled)
+    @property
+    def feature_info(self) -> FeatureInfo | None:
+        """What the encoder takes and outputs (None for an encoder that does not declare it)."""
+        return getattr(self.encoder, "feature_info", None)
 
-    def features(self, x: Tensor) -> EncoderOutput:
-        """The encoder's outputs (pooled vector, feature map, intermediates), before the head."""
-        return self.encoder(x)
+    def settings(self) -> dict[str, Any]:
+        """The preprocessing settings in force, defaults included."""
+        mod = get_modality(self.modality)
+        return to_dict(mod.parse_settings(self.cfg.preprocess)) if mod.settings is not None else {}
+
+    def training_pipeline(self, augment: Mapping[str, Any] | None) -> Pipeline:
+        """The pipeline for training, with the run's augmentation settings for this tower."""
+        return get_modality(self.modality).make_pipeline(self.cfg.preprocess, augment)
+
+    def forward(
+        self, x: Tensor, lengths: Tensor | None = None, precomputed: bool = False, augment: nn.Module | None = None
+    ) -> EncoderOutput:
+        """``x (B, ...)`` as the pipeline gives it (or its front-end output if ``precomputed``) -> EncoderOutput.
+
+        ``lengths (B,)``: valid lengths of a padded batch. ``augment``: a training-only module applied
+        to the encoder's input (SpecAugment).
+        """
+        if self.frontend is not None and not precomputed:
+            x = self.frontend(x)
+            if lengths is not None:
+                lengths = lengths.new_tensor([self.frontend.num_frames(int(n)) for n in lengths])
+        if augment is not None:
+            x = augment(x)
+        return self.encoder(x) if lengths is None else self.encoder(x, lengths)

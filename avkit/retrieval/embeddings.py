@@ -1,32 +1,55 @@
-"""Embeddings files: the vectors of one modality from one trained model, with ids and labels.
+"""Embeddings: what retrieval needs of a model (:class:`Embedder`), and embeddings files.
 
-A safetensors file: ``embeddings (N, D)`` float32, and a JSON header entry with
-the ids, labels, source paths, the modality and the model's fingerprint (so an
-index built from it can refuse queries from another model).
+An embeddings file is an artifact (``avkit.artifacts``) of kind ``embeddings``:
+``vectors (N, D)`` float32 and, in its header, the ids, labels, source paths,
+the modality and the model's fingerprint (so an index built from it can refuse
+queries from another model).
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save as safetensors_save
+from torch import Tensor
 
-from avkit.data.dataset import ManifestDataset
-from avkit.errors import ArtifactError, ConfigError
-from avkit.fileio import atomic_write_bytes
-from avkit.progress import progress
-from avkit.train.tasks import Task
+from avkit.artifacts import load_artifact, save_artifact
+from avkit.data.batch import Batch
+from avkit.data.dataset import ManifestDataset, map_batches
+from avkit.errors import ArtifactError
+from avkit.modalities import Pipeline
+
+KIND, FORMAT = "embeddings", 2
+
+
+class Embedder(Protocol):
+    """A trained model, as retrieval sees it (``avkit.models.AVModel`` is one)."""
+
+    fingerprint: str
+
+    def embedding_modalities(self) -> list[str]: ...
+
+    def tower_for(self, modality: str) -> str:
+        """The tower that embeds ``modality`` (ConfigError if none)."""
+        ...
+
+    def pipelines(self) -> dict[str, Pipeline]:
+        """Each tower's evaluation pipeline (file -> input)."""
+        ...
+
+    def embed_batch(self, tower: str, batch: Batch) -> Tensor:
+        """Unit-norm ``(B, D)`` embeddings on the CPU."""
+        ...
 
 
 @dataclass
 class Embeddings:
     """``vectors (N, D)`` and, per row, its id, label (or None) and source path."""
 
-    vectors: torch.Tensor
+    vectors: Tensor
     ids: list[str]
     labels: list[str | None]
     paths: list[str]
@@ -43,72 +66,64 @@ class Embeddings:
         return [{"label": lab, "path": p} for lab, p in zip(self.labels, self.paths)]
 
 
-@torch.no_grad()
-def embed_dataset(
-    task: Task, ds: ManifestDataset, modality: str, batch_size: int = 256, show_progress: bool = False
-) -> torch.Tensor:
-    """Embed every item of ``ds[modality]`` in eval mode -> ``(N, D)`` on the CPU."""
-    if modality not in task.embedding_modalities():
-        raise ConfigError(f"this model embeds {list(task.embedding_modalities())}, not {modality!r}")
-    task.eval()
-    device = next(task.parameters()).device
-    x = ds.tensors[modality]
-    starts = range(0, len(x), batch_size)
-    chunks = [task.embed(modality, x[i : i + batch_size].to(device)).cpu()
-              for i in progress(starts, f"embedding {modality}", enabled=show_progress, total=len(starts), unit="batch")]  # fmt: skip
-    return torch.cat(chunks)
-
-
 def embed_manifest(
-    task: Task,
-    fingerprint: str,
+    embedder: Embedder,
     manifest: str | Path,
     modality: str,
     split: str | None = None,
     batch_size: int = 256,
     strict: bool = False,
+    workers: int = 0,
     show_progress: bool = False,
     checkpoint: str = "",
 ) -> tuple[Embeddings, list[tuple[str, str]]]:
-    """Embed one modality of a manifest (one split, or all); returns the embeddings and the skipped items."""
-    ds = ManifestDataset.load(manifest, [modality], split=split, strict=strict, show_progress=show_progress)
-    vectors = embed_dataset(task, ds, modality, batch_size, show_progress)
-    root = ds.manifest.parent
+    """Embed one modality of a manifest (one split, or all); returns the embeddings and the skipped items.
+
+    Raises:
+        ConfigError: the model does not embed ``modality``.
+        AvkitError: with ``strict``, the first unreadable file.
+    """
+    tower = embedder.tower_for(modality)
+    ds = ManifestDataset(manifest, {tower: embedder.pipelines()[tower]}, split=split, strict=strict)
+    vectors, ids, skipped = map_batches(ds, lambda b: embedder.embed_batch(tower, b), batch_size, workers,
+                                        show_progress, f"embedding {modality}")  # fmt: skip
+    if skipped and strict:
+        raise skipped[0][1]
+    by_id = {r.id: r for r in ds.records}
     emb = Embeddings(
-        vectors=vectors, ids=ds.ids, labels=[r.label for r in ds.records],
-        paths=[str((root / r.paths[modality]).resolve()) for r in ds.records],
-        modality=modality, fingerprint=fingerprint, checkpoint=checkpoint,
+        vectors=vectors, ids=ids, labels=[by_id[i].label for i in ids],
+        paths=[str(ds.manifest.resolve(by_id[i], modality).resolve()) for i in ids],
+        modality=modality, fingerprint=embedder.fingerprint, checkpoint=checkpoint,
     )  # fmt: skip
-    return emb, ds.skipped
+    return emb, [(rid, str(err)) for rid, err in skipped]
+
+
+def embed_files(embedder: Embedder, modality: str, paths: Sequence[str | Path]) -> Tensor:
+    """Embed files of ``modality`` -> ``(N, D)``; an unreadable file raises MediaError naming it."""
+    tower = embedder.tower_for(modality)
+    pipe = embedder.pipelines()[tower]
+    items = [pipe.load_tensor(p) for p in paths]
+    x, lengths = pipe.collate(items)
+    batch = Batch({tower: x}, torch.full((len(items),), -1), torch.arange(len(items)), [str(p) for p in paths],
+                  lengths={tower: lengths} if lengths is not None else {})  # fmt: skip
+    return embedder.embed_batch(tower, batch)
 
 
 def save_embeddings(path: str | Path, emb: Embeddings) -> None:
     """Write an embeddings file atomically."""
     header = {"ids": emb.ids, "labels": emb.labels, "paths": emb.paths, "modality": emb.modality,
               "fingerprint": emb.fingerprint, "checkpoint": emb.checkpoint}  # fmt: skip
-    data = safetensors_save({"embeddings": emb.vectors.float().contiguous()}, metadata={"avkit_embeddings": json.dumps(header)})
-    atomic_write_bytes(path, data)
+    save_artifact(path, KIND, {"vectors": emb.vectors.float()}, header, FORMAT)
 
 
 def load_embeddings(path: str | Path) -> Embeddings:
     """Read an embeddings file written by :func:`save_embeddings` (``avkit embed``).
 
     Raises:
-        ArtifactError: missing, corrupt, or not an avkit embeddings file.
+        ArtifactError: missing, corrupt, not an avkit embeddings file, or ids and vectors that disagree.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ArtifactError(path, "embeddings file does not exist; make one with avkit embed")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            vectors = f.get_tensor("embeddings") if "embeddings" in f.keys() else None  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise ArtifactError(path, f"corrupt or unreadable embeddings file ({exc})") from None
-    if vectors is None or "avkit_embeddings" not in meta:
-        raise ArtifactError(path, "not an avkit embeddings file (made by avkit embed)")
-    header = json.loads(meta["avkit_embeddings"])
-    if len(header["ids"]) != len(vectors) or vectors.dim() != 2:
-        raise ArtifactError(path, f"{len(header['ids'])} ids but embeddings of shape {tuple(vectors.shape)}")
-    return Embeddings(vectors, header["ids"], header["labels"], header["paths"], header["modality"],
-                      header["fingerprint"], header.get("checkpoint", ""))  # fmt: skip
+    art = load_artifact(path, KIND, formats={FORMAT}, names=("vectors",))
+    h, vectors = art.header, art.tensors["vectors"]
+    if vectors.dim() != 2 or len(h["ids"]) != len(vectors):
+        raise ArtifactError(art.path, f"{len(h['ids'])} ids but vectors of shape {tuple(vectors.shape)}; the file is damaged")
+    return Embeddings(vectors, h["ids"], h["labels"], h["paths"], h["modality"], h["fingerprint"], h.get("checkpoint", ""))

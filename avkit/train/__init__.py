@@ -1,6 +1,6 @@
-"""Training: configs, tasks, checkpoints and the engine (``avkit train``)."""
+"""Training: the run config, the optimiser and the engine (``avkit train``)."""
 
-from avkit.train.config import DistillConfig, LossConfig, OptimConfig, TrainConfig
-from avkit.train.engine import RunResult, train, train_or_reuse
+from avkit.train.config import DataConfig, OptimConfig, RunConfig, load_run_config
+from avkit.train.engine import RunResult, train, train_or_reuse, with_labels
 
-__all__ = ["DistillConfig", "LossConfig", "OptimConfig", "RunResult", "TrainConfig", "train", "train_or_reuse"]
+__all__ = ["DataConfig", "OptimConfig", "RunConfig", "RunResult", "load_run_config", "train", "train_or_reuse", "with_labels"]

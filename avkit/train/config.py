@@ -1,49 +1,51 @@
-"""The training config: one dataclass tree, loaded from TOML/JSON plus ``--set key=value``.
+"""The run config: data, optimisation, augmentation, output; the model config is a part of it, kept apart.
 
-    cfg = load_config(TrainConfig, "experiments/configs/contrastive.toml", ["optim.epochs=5"])
+    cfg = load_run_config("experiments/configs/contrastive.toml", ["optim.epochs=5"])
 
-Any config may point at any manifest; modalities are named, never assumed.
+A run config file either holds the model as a ``[model]`` table or names a model
+config file, relative to itself (``model = "models/av-small.toml"``, as
+open_clip's ``model_configs/``). Overrides reach either: ``--set
+model.embed_dim=64``. The resolved config, model inlined, is what a run records.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
-
-@dataclass
-class LossConfig:
-    """The matching loss (``contrastive`` task).
-
-    Attributes:
-        kind: ``infonce`` (symmetric, learnable clamped temperature) or ``triplet``.
-        temperature: InfoNCE's initial temperature.
-        margin: the triplet margin on cosine similarity.
-        semantic_weight: λ of the shared classifier over both embeddings (0: off).
-    """
-
-    kind: Literal["infonce", "triplet"] = "infonce"
-    temperature: float = 0.07
-    margin: float = 0.2
-    semantic_weight: float = 0.0
+from avkit.config import apply_overrides, from_dict, read_config_file
+from avkit.errors import ConfigError
+from avkit.models.config import ModelConfig
 
 
 @dataclass
-class DistillConfig:
-    """Teacher -> student (``distill`` task).
+class DataConfig:
+    """Where the data comes from and how it is read.
 
     Attributes:
-        teacher: run directory (or checkpoint file) of a trained ``classify`` run.
-        temperature: softmax temperature T of the KL loss.
+        manifest: the data; ``train_split`` trains, ``val_split`` validates (and picks the best checkpoint).
+        workers: DataLoader worker processes (0: read in the training process).
+        in_memory: decode every item once, up front (small data; also finds bad items before training).
+        feature_cache: tower -> feature cache file (``avkit features``), used when its settings
+            match the tower's and the tower's augmentation can work on it; otherwise not at all.
+        strict: refuse the run on the first bad item (default: skip it, count it, report it).
     """
 
-    teacher: str = ""
-    temperature: float = 2.0
+    manifest: str = ""
+    train_split: str = "train"
+    val_split: str = "val"
+    workers: int = 0
+    in_memory: bool = False
+    feature_cache: dict[str, str] = field(default_factory=dict)
+    strict: bool = False
 
 
 @dataclass
 class OptimConfig:
-    """AdamW with linear warm-up and cosine decay, stepped per batch."""
+    """AdamW with linear warm-up and cosine decay, stepped per batch; no weight decay on biases,
+    norm layers and temperatures (open_clip)."""
 
     epochs: int = 10
     batch_size: int = 64
@@ -54,40 +56,60 @@ class OptimConfig:
 
 
 @dataclass
-class TrainConfig:
+class RunConfig:
     """One training run.
 
     Attributes:
-        task: ``contrastive``, ``classify`` or ``distill`` (see ``avkit.train.tasks``).
-        manifest: the data; ``train_split`` trains, ``val_split`` validates.
-        modalities: manifest fields used, in order. ``contrastive``: the two sides
-            (the first is the query side in reports). ``classify``: one.
-            ``distill``: ``[student, teacher]``.
-        encoders: modality -> ``{"name": encoder, ...constructor kwargs}``
-            (a missing name means the modality's default encoder).
-        head: projection head (``linear`` or ``mlp``) into ``embed_dim``.
+        model: the architecture (:class:`~avkit.models.ModelConfig`), saved with every checkpoint.
+        data, optim: see :class:`DataConfig`, :class:`OptimConfig`.
+        augment: tower -> that modality's augmentation settings, used in training only
+            (``AudioAugment``, ``ImageAugment`` in ``avkit.modalities``).
+        loss_weights: head -> loss term -> weight (default 1.0); the loss is the weighted sum.
+        select: the validation metric that picks ``best`` (default: the first head's ``score``).
         checkpoint_every: save ``last`` every this many steps (and at each epoch end).
         eval_every: validate every this many epochs (and after the last).
-        record_samples: log which dataset indices each epoch used (``samples.jsonl``).
-        strict: refuse the run if any item fails to load (default: skip and report).
+        keep_epoch_checkpoints: also keep the model of every epoch (``checkpoints/epoch-N``).
+        record_samples: log which dataset indices each process used, per epoch.
+        threads: torch threads (0: torch's default).
+        precision: ``fp32``, or ``bf16`` autocast for the forward pass.
+        channels_last: NHWC memory format for 2-D convolutions.
+        compile: ``torch.compile`` the model for training.
     """
 
-    task: str = "contrastive"
-    manifest: str = ""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    augment: dict[str, dict[str, Any]] = field(default_factory=dict)
+    loss_weights: dict[str, dict[str, float]] = field(default_factory=dict)
+    select: str = ""
     out: str = ""
     seed: int = 0
-    modalities: list[str] = field(default_factory=list)
-    encoders: dict[str, Any] = field(default_factory=dict)
-    head: str = "linear"
-    embed_dim: int = 128
-    loss: LossConfig = field(default_factory=LossConfig)
-    distill: DistillConfig = field(default_factory=DistillConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    train_split: str = "train"
-    val_split: str = "val"
     checkpoint_every: int = 100
     eval_every: int = 1
     log_every: int = 10
+    keep_epoch_checkpoints: bool = False
     record_samples: bool = False
-    strict: bool = False
     threads: int = 0
+    precision: Literal["fp32", "bf16"] = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+
+
+def resolve_model_file(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Replace ``model = "file"`` (relative to ``base``) with that file's contents."""
+    if isinstance(data.get("model"), str):
+        path = Path(data["model"])
+        path = path if path.is_absolute() else base / path
+        data = {**data, "model": read_config_file(path)}
+    return data
+
+
+def load_run_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> RunConfig:
+    """Defaults, updated by the file at ``path`` (its model file inlined), then by ``key=value`` overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = resolve_model_file(read_config_file(path), Path(path).parent)
+    if "task" in data and "model" not in data:
+        raise ConfigError(f"{path}: an avkit 0.1 config (with 'task'); configs now hold [model] towers and heads "
+                          "apart from the run settings: see experiments/configs/ and docs/architecture.md")  # fmt: skip
+    return from_dict(RunConfig, apply_overrides(data, overrides))

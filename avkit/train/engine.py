@@ -1,17 +1,20 @@
-"""The training engine: one loop for every task, on one process or many (``torchrun``).
+"""The training engine: one loop for every model, on one process or many (``torchrun``).
 
-    result = train(load_config(TrainConfig, "experiments/configs/contrastive.toml"))
+    result = train(load_run_config("experiments/configs/contrastive.toml"))
 
-A run directory holds everything about a run:
+Each step: a batch from the DataLoader -> the model's named loss terms -> their
+weighted sum (``loss_weights``) -> backward -> AdamW. A run directory holds
+everything about a run:
 
-    config.json          the resolved config          environment.json  seed, git commit, versions
-    metrics.jsonl        one row per log/validation    samples.jsonl     indices seen per epoch (opt-in)
-    checkpoints/         last.* and best.* (safetensors + JSON)
-    plots/curves.png     loss and validation curves    summary.json      the final numbers
+    config.json          the resolved run config, model inlined   environment.json  seed, git commit, versions
+    metrics.jsonl        one row per log ("kind": "train") and per evaluation ("kind": "eval", with its split)
+    checkpoints/         last.* and best.* (safetensors + JSON; best chosen on the validation split)
+    plots/curves.png     loss and validation curves          summary.json      the final numbers, skipped items
 
 ``resume=True`` continues from ``checkpoints/last.safetensors`` exactly: model,
-optimiser, scheduler, torch RNG, epoch and position within the epoch (each
-epoch's order depends only on the seed and the epoch number).
+optimiser, scheduler, torch RNG, epoch and position within the epoch. Each
+epoch's order depends only on the seed and the epoch, and each item's
+augmentation only on (seed, epoch, index).
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import logging
 import math
 import random
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +36,14 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from avkit.config import to_dict
-from avkit.data.dataset import ManifestDataset
+from avkit.data.batch import Batch
+from avkit.data.dataset import ManifestDataset, make_loader, sequential_batches
 from avkit.data.manifest import read_manifest
-from avkit.errors import ConfigError
+from avkit.errors import AvkitError, ConfigError
 from avkit.fileio import atomic_write_json, atomic_write_text
+from avkit.models import AVModel, create_model, load_checkpoint, save_checkpoint
 from avkit.provenance import environment_info
-from avkit.train.checkpoint import load_checkpoint, save_checkpoint
-from avkit.train.config import TrainConfig
+from avkit.train.config import RunConfig
 from avkit.train.distributed import (
     DistInfo,
     barrier,
@@ -46,23 +52,10 @@ from avkit.train.distributed import (
     init_distributed,
     mean_across,
 )
+from avkit.train.optim import WarmupCosine, build_optimizer, flatten_optimizer, unflatten_optimizer
 from avkit.train.plots import plot_curves
-from avkit.train.tasks import Task, build_task
 
 log = logging.getLogger(__name__)
-
-
-class WarmupCosine:
-    """LR multiplier: linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total``."""
-
-    def __init__(self, warmup: int, total: int) -> None:
-        self.warmup, self.total = warmup, total
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup:
-            return (step + 1) / self.warmup
-        progress = (step - self.warmup) / max(1, self.total - self.warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 @dataclass
@@ -77,17 +70,17 @@ class RunResult:
     fingerprint: str
 
 
-def _check_config(cfg: TrainConfig) -> None:
-    if not cfg.manifest:
-        raise ConfigError("manifest: set the manifest to train on (e.g. --set manifest=data/digits/manifest.jsonl)")
+def _check_config(cfg: RunConfig) -> None:
+    if not cfg.data.manifest:
+        raise ConfigError("data.manifest: set the manifest to train on (e.g. --set data.manifest=data/digits/manifest.jsonl)")
     if not cfg.out:
         raise ConfigError("out: set the run directory (e.g. --set out=runs/my-run)")
-    if not cfg.modalities:
-        raise ConfigError("modalities: name the manifest fields to train on, e.g. [\"audio\", \"image\"]")
-    for name in ("epochs", "batch_size", "checkpoint_every", "eval_every", "log_every"):
-        owner = cfg.optim if hasattr(cfg.optim, name) else cfg
+    for owner, name in ((cfg.optim, "epochs"), (cfg.optim, "batch_size"), (cfg, "checkpoint_every"),
+                        (cfg, "eval_every"), (cfg, "log_every")):  # fmt: skip
         if getattr(owner, name) < 1:
             raise ConfigError(f"{name}: must be at least 1, got {getattr(owner, name)}")
+    if cfg.data.workers < 0:
+        raise ConfigError(f"data.workers: must be 0 or more, got {cfg.data.workers}")
 
 
 def _config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
@@ -104,22 +97,16 @@ def _config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> 
 class _Run:
     """The state of one training run on one process."""
 
-    def __init__(self, cfg: TrainConfig, resume: bool, show_progress: bool) -> None:
+    def __init__(self, cfg: RunConfig, resume: bool, show_progress: bool) -> None:
         _check_config(cfg)
-        self.cfg, self.info = cfg, init_distributed()
+        self.info: DistInfo = init_distributed()
         self.show_progress = show_progress and self.info.is_main
-        self.dir = Path(cfg.out)
-        self.ckpt_dir = self.dir / "checkpoints"
+        self.dir, self.ckpt_dir = Path(cfg.out), Path(cfg.out) / "checkpoints"
         last = self.ckpt_dir / "last.safetensors"
         if resume and not last.is_file():
             raise ConfigError(f"--resume: {last} does not exist; nothing to resume (start without --resume)")
         if not resume and last.is_file():
             raise ConfigError(f"{self.dir} already has a run; pass --resume to continue it, or choose another out")
-        if resume:
-            saved = json.loads((self.dir / "config.json").read_text())
-            diff = _config_diff(saved, to_dict(cfg))
-            if diff:
-                raise ConfigError(f"--resume with a different config than {self.dir / 'config.json'}: " + "; ".join(diff))
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         random.seed(cfg.seed)
@@ -127,70 +114,117 @@ class _Run:
         torch.manual_seed(cfg.seed)
         self.device = torch.device(f"cuda:{self.info.local_rank}" if torch.cuda.is_available() else "cpu")
 
-        manifest = read_manifest(cfg.manifest, modalities=cfg.modalities)
-        load = dict(modalities=cfg.modalities, strict=cfg.strict, show_progress=self.show_progress)
-        self.train_ds = ManifestDataset.load(manifest, split=cfg.train_split, **load)
-        self.val_ds = ManifestDataset.load(manifest, split=cfg.val_split, **load) if manifest.split(cfg.val_split) else None
-        if self.val_ds is None:
-            log.warning("%s has no %r split; validation is skipped and best = last", cfg.manifest, cfg.val_split)
-        for name, ds in (("train", self.train_ds), ("val", self.val_ds)):
-            if ds is not None and ds.skipped:
-                log.warning("%s split: skipped %d bad item(s)", name, len(ds.skipped))
+        self.cfg = cfg = with_labels(cfg)
+        manifest = read_manifest(cfg.data.manifest, modalities=cfg.model.modalities())
+        if resume:
+            self._check_resume_config()
+        self.model: AVModel = create_model(cfg.model, init=not resume).to(self.device)
+        self._check_loss_weights()
 
-        self.task: Task = build_task(cfg, self.train_ds.label_names).to(self.device)
-        params = [p for p in self.task.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+        load = dict(label_names=cfg.model.labels, fields=sorted({f for t in self.model.targets().values() for f in t}),
+                    seed=cfg.seed, in_memory=cfg.data.in_memory, feature_caches=cfg.data.feature_cache,
+                    strict=cfg.data.strict, show_progress=self.show_progress)  # fmt: skip
+        train_pipes = self.model.pipelines(cfg.augment, train=True)
+        self.train_ds = ManifestDataset(manifest, train_pipes, split=cfg.data.train_split, train=True, **load)
+        for head, targets in self.model.targets().items():
+            self.train_ds.require_targets(f"head {head!r}", targets)
+        self.val_ds = (ManifestDataset(manifest, self.model.pipelines(), split=cfg.data.val_split, **load)
+                       if manifest.split(cfg.data.val_split) else None)  # fmt: skip
+        self.eval_split = cfg.data.val_split if self.val_ds is not None else cfg.data.train_split
+        if self.val_ds is None:
+            log.warning("%s has no %r split: evaluating on the %r split (rows labelled so) and best = last",
+                        cfg.data.manifest, cfg.data.val_split, cfg.data.train_split)  # fmt: skip
+        self.batch_augment = {t: m for t, p in train_pipes.items() if (m := p.batch_augment()) is not None}
+        self.skipped: dict[str, dict[str, str]] = {"train": {}, "eval": {}}
+        for split, ds in (("train", self.train_ds), ("eval", self.val_ds)):
+            if ds is not None:
+                self.skipped[split].update(dict(ds.skipped))
+
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = build_optimizer(self.model, cfg.optim.lr, cfg.optim.weight_decay)
         self.steps_per_epoch = len(epoch_batches(len(self.train_ds), cfg.optim.batch_size, cfg.seed, 0, self.info))
         self.total_steps = cfg.optim.epochs * self.steps_per_epoch
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, WarmupCosine(cfg.optim.warmup_steps, self.total_steps)
-        )
-        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, WarmupCosine(cfg.optim.warmup_steps, self.total_steps))
+        self.step = self.epoch = self.batch_in_epoch = 0
+        self.train_seconds = 0.0
         self.best_score, self.best_metrics, self.fingerprint = -math.inf, {}, ""
+        self.select = cfg.select or f"{next(iter(self.model.heads))}/score"
         if resume:
             self._restore(last)
         elif self.info.is_main:
             self.dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.dir / "config.json", to_dict(cfg))
             atomic_write_json(self.dir / "environment.json", {**environment_info(cfg.seed), "world_size": self.info.world_size})
-            for name in ("metrics.jsonl", "samples.jsonl"):
-                (self.dir / name).unlink(missing_ok=True)
+            (self.dir / "metrics.jsonl").unlink(missing_ok=True)
         barrier(self.info)
-        self.model = (
-            DistributedDataParallel(self.task, device_ids=[self.info.local_rank] if self.device.type == "cuda" else None)
-            if self.info.enabled else self.task
-        )  # fmt: skip
+        wrapped = (DistributedDataParallel(self.model, device_ids=[self.info.local_rank] if self.device.type == "cuda" else None)
+                   if self.info.enabled else self.model)  # fmt: skip
+        self.step_model = torch.compile(wrapped) if cfg.compile else wrapped
 
-    # -- checkpoints -------------------------------------------------------
+    # -- checks --------------------------------------------------------------------------------
+    def _check_resume_config(self) -> None:
+        saved = json.loads((self.dir / "config.json").read_text())
+        if "task" in saved:
+            raise ConfigError(f"{self.dir} is a run of avkit 0.1's task trainer; this avkit cannot resume or load it. "
+                              "Retrain into a new directory with a config from experiments/configs/")  # fmt: skip
+        diff = _config_diff(saved, to_dict(self.cfg))
+        if diff:
+            raise ConfigError(f"--resume with a different config than {self.dir / 'config.json'}: " + "; ".join(diff))
+
+    def _check_loss_weights(self) -> None:
+        for head, weights in self.cfg.loss_weights.items():
+            if head not in self.model.heads:
+                raise ConfigError(f"loss_weights.{head}: the model has no head {head!r}; heads: {list(self.model.heads)}")
+            terms = self.model.heads[head].loss_terms
+            for term in weights:
+                if term not in terms:
+                    raise ConfigError(f"loss_weights.{head}.{term}: head {head!r} gives the loss terms {list(terms)}")
+
+    def _weight(self, term: str) -> float:
+        head, _, name = term.partition("/")
+        return self.cfg.loss_weights.get(head, {}).get(name, 1.0)
+
+    # -- checkpoints ---------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
+        run = to_dict(self.cfg)
+        run.pop("model")
         return {
-            "task": self.cfg.task, "config": to_dict(self.cfg), "label_names": self.train_ds.label_names,
-            "extra": self.task.extra_state(), "step": self.step, "epoch": self.epoch,
-            "batch_in_epoch": self.batch_in_epoch, "best_score": self.best_score, "best_metrics": self.best_metrics,
-            "scheduler": self.scheduler.state_dict(), "world_size": self.info.world_size,
+            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+            "train_seconds": self.train_seconds, "best_score": self.best_score, "best_metrics": self.best_metrics,
+            "select": self.select, "selected_on": self.eval_split, "scheduler": self.scheduler.state_dict(),
+            "world_size": self.info.world_size, "run": run,
         }  # fmt: skip
+
+    def _save(self, name: str, with_optimizer: bool) -> str:
+        extra: dict[str, torch.Tensor] = {}
+        state = self._state()
+        if with_optimizer:
+            extra, state["optimizer"] = flatten_optimizer(self.optimizer.state_dict())
+            extra["rng/torch"] = torch.get_rng_state()
+        return save_checkpoint(self.ckpt_dir / f"{name}.safetensors", self.model.state_dict(), self.cfg.model, state, extra)
 
     def save_last(self) -> None:
         if self.info.is_main:
-            save_checkpoint(self.ckpt_dir / "last.safetensors", self.task.state_dict(), self._state(),
-                            self.optimizer.state_dict(), torch.get_rng_state())  # fmt: skip
+            self._save("last", with_optimizer=True)
             log.info("checkpoint: step %d (epoch %d, batch %d)", self.step, self.epoch, self.batch_in_epoch)
 
     def save_best(self, metrics: dict[str, float]) -> None:
-        self.best_score, self.best_metrics = metrics["score"], metrics
+        self.best_score, self.best_metrics = metrics[self.select], metrics
         if self.info.is_main:
-            self.fingerprint = save_checkpoint(self.ckpt_dir / "best.safetensors", self.task.state_dict(), self._state())
+            self.fingerprint = self._save("best", with_optimizer=False)
 
     def _restore(self, path: Path) -> None:
         ckpt = load_checkpoint(path)
         s = ckpt.state
         if s.get("world_size", 1) != self.info.world_size:
             raise ConfigError(f"{path} was written by {s.get('world_size')} process(es); resume with the same number")
-        self.task.load_state_dict(ckpt.model_state())
-        self.optimizer.load_state_dict(ckpt.optimizer_state())
+        self.model.load_state_dict(ckpt.model_state())
+        self.optimizer.load_state_dict(unflatten_optimizer(ckpt.tensors_under("optim"), s["optimizer"]))
         self.scheduler.load_state_dict(s["scheduler"])
         torch.set_rng_state(ckpt.tensors["rng/torch"])
         self.step, self.epoch, self.batch_in_epoch = s["step"], s["epoch"], s["batch_in_epoch"]
+        self.train_seconds = s["train_seconds"]
         self.best_score, self.best_metrics = s["best_score"], s["best_metrics"]
         best = self.ckpt_dir / "best.json"
         self.fingerprint = json.loads(best.read_text())["fingerprint"] if best.is_file() else ""
@@ -201,7 +235,7 @@ class _Run:
                 atomic_write_text(metrics, "".join(r + "\n" for r in rows))
         log.info("resumed %s at step %d (epoch %d, batch %d)", self.dir, self.step, self.epoch, self.batch_in_epoch)
 
-    # -- logging -----------------------------------------------------------
+    # -- logging -------------------------------------------------------------------------------
     def write_row(self, row: dict[str, Any]) -> None:
         if self.info.is_main:
             with (self.dir / "metrics.jsonl").open("a", encoding="utf-8") as handle:
@@ -211,90 +245,129 @@ class _Run:
         path = self.dir / "metrics.jsonl"
         return [json.loads(r) for r in path.read_text().splitlines() if r] if path.is_file() else []
 
-    # -- the loop ----------------------------------------------------------
+    def _tracked(self, batches: Any, split: str) -> Iterator[Batch]:
+        """Batches, with their skipped items recorded (or raised, in strict mode)."""
+        for batch in batches:
+            for rid, error in batch.skipped:
+                if self.cfg.data.strict:
+                    raise error
+                if rid not in self.skipped[split]:
+                    log.warning("skipping %s: %s", rid, error)
+                self.skipped[split][rid] = str(error)
+            yield batch
+
+    # -- the loop ------------------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
-        metrics = self.task.evaluate(self.val_ds if self.val_ds is not None else self.train_ds)
-        self.write_row({"split": "val", "step": self.step, "epoch": self.epoch, **metrics})
-        if self.val_ds is None or metrics["score"] > self.best_score:
+        ds = self.val_ds if self.val_ds is not None else self.train_ds.for_evaluation()
+        loader = make_loader(ds, sequential_batches(len(ds), self.cfg.optim.batch_size), self.cfg.data.workers)
+        metrics = self.model.evaluate(self._tracked(loader, "eval"))
+        if self.select not in metrics:
+            raise ConfigError(f"select: no metric {self.select!r}; the heads report {sorted(metrics)}")
+        self.write_row({"kind": "eval", "split": self.eval_split, "step": self.step, "epoch": self.epoch,
+                        "seconds": round(self.train_seconds, 3), **metrics})  # fmt: skip
+        if self.val_ds is None or metrics[self.select] > self.best_score:
             self.save_best(metrics)
         if self.info.is_main:
-            plot_curves(self.rows(), self.dir / "plots" / "curves.png")
-            log.info("validation at step %d: score %.4f (best %.4f)", self.step, metrics["score"], self.best_score)
+            plot_curves(self.rows(), self.dir / "plots" / "curves.png", self.select)
+            log.info("evaluation on %s at step %d: %s %.4f (best %.4f)", self.eval_split, self.step, self.select,
+                     metrics[self.select], self.best_score)  # fmt: skip
         return metrics
 
     def run(self) -> RunResult:
         cfg, started = self.cfg, time.perf_counter()
         while self.epoch < cfg.optim.epochs:
             batches = epoch_batches(len(self.train_ds), cfg.optim.batch_size, cfg.seed, self.epoch, self.info)
+            keys = [[(int(i), self.epoch) for i in b] for b in batches[self.batch_in_epoch :]]
             seen: list[int] = []
-            self.task.train()
+            self.model.train()
             bar = tqdm(total=len(batches), initial=self.batch_in_epoch, desc=f"epoch {self.epoch + 1}/{cfg.optim.epochs}",
                        disable=None if self.show_progress else True, leave=False)  # fmt: skip
-            while self.batch_in_epoch < len(batches):
-                idx = batches[self.batch_in_epoch]
-                loss, logs = self.train_step(idx)
-                seen += idx.tolist()
+            tick = time.perf_counter()
+            for batch in self._tracked(make_loader(self.train_ds, keys, cfg.data.workers), "train"):
+                loss, logs = self.train_step(batch)
+                seen += batch.index.tolist()
                 self.batch_in_epoch += 1
+                self.train_seconds += time.perf_counter() - tick
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}")
                 if self.step % cfg.log_every == 0 or self.batch_in_epoch == len(batches):
-                    self.write_row({"split": "train", "step": self.step, "epoch": self.epoch,
-                                    "lr": self.scheduler.get_last_lr()[0], "loss": mean_across(loss, self.info), **logs})  # fmt: skip
+                    self.write_row({"kind": "train", "step": self.step, "epoch": self.epoch, "lr": self.scheduler.get_last_lr()[0],
+                                    "seconds": round(self.train_seconds, 3), "loss": mean_across(loss, self.info), **logs})  # fmt: skip
                 if self.step % cfg.checkpoint_every == 0 and self.batch_in_epoch < len(batches):
                     self.save_last()
+                tick = time.perf_counter()
             bar.close()
             if cfg.record_samples:
-                per_rank = gather_objects(seen, self.info)
-                self.write_row({"split": "samples", "step": self.step, "epoch": self.epoch, "per_rank": per_rank})
+                self.write_row({"kind": "samples", "step": self.step, "epoch": self.epoch, "per_rank": gather_objects(seen, self.info)})
             last_epoch = self.epoch + 1 == cfg.optim.epochs
             if self.info.is_main and ((self.epoch + 1) % cfg.eval_every == 0 or last_epoch):
                 self.validate()
             barrier(self.info)
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+            if cfg.keep_epoch_checkpoints and self.info.is_main:
+                self._save(f"epoch-{self.epoch}", with_optimizer=False)
             self.save_last()
         seconds = time.perf_counter() - started
         result = RunResult(self.dir, self.step, seconds, self.best_score, self.best_metrics, self.fingerprint)
         if self.info.is_main:
             atomic_write_json(self.dir / "summary.json", {
-                "steps": self.step, "train_seconds_this_session": round(seconds, 2), "best_score": self.best_score,
-                "best_metrics": self.best_metrics, "fingerprint": self.fingerprint,
-                "skipped": {"train": self.train_ds.skipped, "val": self.val_ds.skipped if self.val_ds else []},
+                "steps": self.step, "train_seconds": round(self.train_seconds, 2),
+                "session_seconds": round(seconds, 2), "best_score": self.best_score, "select": self.select,
+                "selected_on": self.eval_split, "best_metrics": self.best_metrics, "fingerprint": self.fingerprint,
+                "skipped": {split: sorted(items.items()) for split, items in self.skipped.items()},
             })  # fmt: skip
         return result
 
-    def train_step(self, idx: torch.Tensor) -> tuple[float, dict[str, float]]:
-        batch = {k: v.to(self.device, non_blocking=True) for k, v in self.train_ds.batch(idx).items()}
-        loss, logs = self.model(batch)
+    def train_step(self, batch: Batch) -> tuple[float, dict[str, float]]:
+        if len(batch) == 0:
+            raise AvkitError(f"every item of a batch at step {self.step} failed to load; see the warnings above")
+        batch = batch.to(self.device, non_blocking=True)
+        if self.cfg.channels_last:
+            batch.inputs = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for k, v in batch.inputs.items()}
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.cfg.precision == "bf16" else nullcontext()
+        with autocast:
+            terms = self.step_model(batch, self.batch_augment)
+        loss = sum(self._weight(name) * value.float() for name, value in terms.items())
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {float(loss)} at step {self.step}; lower optim.lr or check the data")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.optim.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_([p for p in self.task.parameters() if p.requires_grad], self.cfg.optim.grad_clip)
+            torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], self.cfg.optim.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
         self.step += 1
-        return float(loss.detach()), logs
+        logs = {name: float(value.detach()) for name, value in terms.items()}
+        return float(loss.detach()), {**logs, **self.model.logs()}
 
 
-def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = False) -> RunResult:
-    """Train ``cfg.task`` and return the best validation result; see the module docstring."""
+def with_labels(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with the model's class names filled from its manifest when the config leaves them empty."""
+    if cfg.model.labels:
+        return cfg
+    labels = read_manifest(cfg.data.manifest, modalities=cfg.model.modalities()).labels()
+    return replace(cfg, model=replace(cfg.model, labels=labels))
+
+
+def train(cfg: RunConfig, resume: bool = False, show_progress: bool = False) -> RunResult:
+    """Train the model ``cfg.model`` describes; see the module docstring."""
     return _Run(cfg, resume, show_progress).run()
 
 
-def train_or_reuse(cfg: TrainConfig, show_progress: bool = False) -> tuple[RunResult, bool]:
+def train_or_reuse(cfg: RunConfig, show_progress: bool = False) -> tuple[RunResult, bool]:
     """Reuse a finished run with the same config, resume an interrupted one, or train.
 
     Returns the result and whether it was reused (``seconds`` is then 0).
     """
     out = Path(cfg.out)
     summary, saved = out / "summary.json", out / "config.json"
-    if summary.is_file() and saved.is_file() and json.loads(saved.read_text()) == to_dict(cfg):
-        s = json.loads(summary.read_text())
-        log.info("reusing the finished run in %s", out)
-        return RunResult(out, s["steps"], 0.0, s["best_score"], s["best_metrics"], s["fingerprint"]), True
+    if summary.is_file() and saved.is_file():
+        if json.loads(saved.read_text()) == to_dict(with_labels(cfg)):
+            s = json.loads(summary.read_text())
+            log.info("reusing the finished run in %s", out)
+            return RunResult(out, s["steps"], 0.0, s["best_score"], s["best_metrics"], s["fingerprint"]), True
     resume = (out / "checkpoints" / "last.safetensors").is_file()
     return train(cfg, resume=resume, show_progress=show_progress), False
 
 
-__all__ = ["DistInfo", "RunResult", "WarmupCosine", "train", "train_or_reuse"]
+__all__ = ["RunResult", "train", "train_or_reuse", "with_labels"]

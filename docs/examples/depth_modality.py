@@ -2,8 +2,9 @@
 
 Import this module (or paste it into your project) and ``depth`` works
 everywhere a modality name is accepted: manifests (a ``"depth"`` path field),
-``avkit train`` configs (``modalities = ["audio", "depth"]``), ``avkit embed
---modality depth``, ``avkit query --depth FILE``. No avkit file is edited.
+model configs (``[model.towers.depth]``), ``avkit embed --modality depth``,
+``avkit query --depth FILE``, ``avkit data check --modalities audio,depth``.
+No avkit file is edited.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from torch import Tensor, nn
 
 from avkit.errors import MediaError
 from avkit.modalities import Modality, register_modality
-from avkit.models.encoders import ENCODERS, EncoderOutput, conv_bn_relu
+from avkit.models.encoders import ENCODERS, EncoderOutput, FeatureInfo, FeatureMap, conv_bn_relu
 from avkit.vision.transforms import resize
 
 SIZE = 32
@@ -29,7 +30,8 @@ class DepthCNN(nn.Module):
     def __init__(self, width: int = 16) -> None:
         super().__init__()
         self.net = nn.Sequential(conv_bn_relu(1, width), nn.MaxPool2d(2), conv_bn_relu(width, 2 * width), nn.MaxPool2d(2))
-        self.out_dim = 2 * width
+        # what it takes and gives: heads size their layers from pooled_dim, localization uses the map's stride
+        self.feature_info = FeatureInfo("depth", 2 * width, (FeatureMap("map", 2 * width, (4, 4)),))
 
     def forward(self, x: Tensor) -> EncoderOutput:
         fmap = self.net(x)

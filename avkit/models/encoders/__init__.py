@@ -1,7 +1,15 @@
 """Encoders, registered by name: ``create_encoder("logmel_cnn")``, ``list_encoders()``."""
 
 from avkit.models.encoders.audio import LogMelCNN, SoundNet1d
-from avkit.models.encoders.base import ENCODERS, EncoderOutput, conv_bn_relu
+from avkit.models.encoders.base import (
+    ENCODERS,
+    EncoderOutput,
+    FeatureInfo,
+    FeatureMap,
+    conv_bn_relu,
+    map_lengths,
+    masked_mean,
+)
 from avkit.models.encoders.image import ImageResNet
 
 
@@ -15,4 +23,5 @@ def list_encoders(pattern: str = "*") -> list[str]:
     return ENCODERS.names(pattern)
 
 
-__all__ = ["ENCODERS", "EncoderOutput", "ImageResNet", "LogMelCNN", "SoundNet1d", "conv_bn_relu", "create_encoder", "list_encoders"]
+__all__ = ["ENCODERS", "EncoderOutput", "FeatureInfo", "FeatureMap", "ImageResNet", "LogMelCNN", "SoundNet1d",
+           "conv_bn_relu", "create_encoder", "list_encoders", "map_lengths", "masked_mean"]  # fmt: skip

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from avkit.models.encoders.base import ENCODERS, EncoderOutput, conv_bn_relu
+from avkit.models.encoders.base import (
+    ENCODERS,
+    EncoderOutput,
+    FeatureInfo,
+    FeatureMap,
+    conv_bn_relu,
+)
 
 
 class BasicBlock(nn.Module):
@@ -29,8 +35,9 @@ class ImageResNet(nn.Module):
     """Small ResNet: a 3x3 stem, then stages of basic blocks, the first at full resolution.
 
     Shapes:
-        input ``(B, 3, H, W)`` -> ``feature_map (B, C, H / 2**(stages-1), W / 2**(stages-1))``
-        (for localization) and ``pooled (B, C)`` (global average), ``C = width * 2**(stages-1)``.
+        input ``(B, 3, H, W)`` -> ``feature_map (B, C, H / s, W / s)`` with stride
+        ``s = 2**(stages-1)`` (for localization) and ``pooled (B, C)`` (global
+        average), ``C = width * 2**(stages-1)``.
     """
 
     def __init__(self, width: int = 32, stages: int = 3, blocks_per_stage: int = 1, in_channels: int = 3) -> None:
@@ -43,8 +50,9 @@ class ImageResNet(nn.Module):
                 layers.append(BasicBlock(cin, cout, stride=2 if s > 0 and b == 0 else 1))
                 cin = cout
         self.stages = nn.Sequential(*layers)
-        self.out_dim = cin
+        stride = 2 ** (stages - 1)
+        self.feature_info = FeatureInfo("image", cin, (FeatureMap("map", cin, (stride, stride)),))
 
-    def forward(self, x: Tensor) -> EncoderOutput:
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> EncoderOutput:
         fmap = self.stages(self.stem(x))
         return EncoderOutput(pooled=fmap.mean(dim=(-2, -1)), feature_map=fmap)

@@ -1,4 +1,7 @@
-"""Heads on top of encoders: projections into the shared space, and classifiers."""
+"""Projections into the shared embedding space (CLIP's linear, SimCLR's MLP), L2-normalised.
+
+Heads that embed (``contrastive``) own one per tower: ``PROJECTIONS.create("mlp", in_dim=256, embed_dim=128)``.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,8 @@ from torch import Tensor, nn
 
 from avkit.registry import Registry
 
-#: Projection heads, by name: ``HEADS.create("mlp", in_dim=256, embed_dim=128)``.
-HEADS: Registry[nn.Module] = Registry("head")
+#: Projections, by name.
+PROJECTIONS: Registry[nn.Module] = Registry("projection")
 
 
 class _Normalized(nn.Module):
@@ -21,7 +24,7 @@ class _Normalized(nn.Module):
         return F.normalize(self.net(x), dim=-1)
 
 
-@HEADS.register("linear")
+@PROJECTIONS.register("linear")
 class LinearProjection(_Normalized):
     """One linear map into the shared space, then L2 normalisation (CLIP's projection)."""
 
@@ -29,7 +32,7 @@ class LinearProjection(_Normalized):
         super().__init__(nn.Linear(in_dim, embed_dim))
 
 
-@HEADS.register("mlp")
+@PROJECTIONS.register("mlp")
 class MLPProjection(_Normalized):
     """Linear -> BatchNorm -> ReLU -> Linear, then L2 normalisation (SimCLR's projection)."""
 

@@ -1,0 +1,67 @@
+"""Building indexes and querying them: the library functions behind ``avkit index`` and ``avkit query``.
+
+    index = build_index([load_embeddings("images.safetensors")], factory="HNSW32")
+    index.save("runs/image-index")
+    index = open_index("runs/image-index", model)            # refuses an index of another model
+    hits = search_files(model, index, "audio", ["q.wav"], k=5)[0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from avkit.errors import ArtifactError
+from avkit.retrieval.embeddings import Embedder, Embeddings, embed_files
+from avkit.retrieval.index import Hit, RetrievalIndex
+
+
+def _check_same_source(embeddings: Sequence[Embeddings]) -> None:
+    first = embeddings[0]
+    for emb in embeddings[1:]:
+        for what, a, b in (("modality", first.modality, emb.modality), ("model", first.fingerprint, emb.fingerprint),
+                           ("dimension", first.dim, emb.dim)):  # fmt: skip
+            if a != b:
+                raise ArtifactError(Path(emb.checkpoint or "embeddings"), f"embeddings of {what} {b!r} cannot join "
+                                    f"embeddings of {what} {a!r} in one index")  # fmt: skip
+
+
+def build_index(
+    embeddings: Sequence[Embeddings], factory: str = "Flat", search_params: dict[str, int] | None = None
+) -> RetrievalIndex:
+    """A new index holding every row of ``embeddings`` (one modality, one model); ids must be unique."""
+    if not embeddings:
+        raise ValueError("build_index needs at least one embeddings set")
+    _check_same_source(embeddings)
+    first = embeddings[0]
+    index = RetrievalIndex(first.dim, factory, fingerprint=first.fingerprint, modality=first.modality,
+                           search_params=search_params)  # fmt: skip
+    for emb in embeddings:
+        index.add(emb.ids, emb.vectors.numpy(), emb.metadata())
+    return index
+
+
+def add_embeddings(index: RetrievalIndex, emb: Embeddings, replace: bool = False) -> int:
+    """Add ``emb`` to ``index`` (same model and modality); returns how many items it holds now."""
+    if emb.modality != index.modality:
+        raise ArtifactError(Path(emb.checkpoint or "embeddings"), f"holds {emb.modality} embeddings, but the index holds {index.modality}")
+    if emb.fingerprint != index.fingerprint:
+        raise ArtifactError(Path(emb.checkpoint or "embeddings"), f"come from model {emb.fingerprint}, but the index "
+                            f"was built with model {index.fingerprint}; embed with the index's checkpoint")  # fmt: skip
+    index.add(emb.ids, emb.vectors.numpy(), emb.metadata(), replace=replace)
+    return len(index)
+
+
+def open_index(path: str | Path, embedder: Embedder) -> RetrievalIndex:
+    """Load an index, refusing one built with another model than ``embedder``."""
+    return RetrievalIndex.load(path, expect_fingerprint=embedder.fingerprint)
+
+
+def search_files(
+    embedder: Embedder, index: RetrievalIndex, modality: str, paths: Sequence[str | Path], k: int = 5
+) -> list[list[Hit]]:
+    """The ``k`` nearest indexed items to each file, best first (one list per file)."""
+    if embedder.fingerprint != index.fingerprint:
+        raise ArtifactError(Path(str(paths[0]) if paths else "query"), f"the query model {embedder.fingerprint} is not "
+                            f"the model {index.fingerprint} that built the index")  # fmt: skip
+    return index.search(embed_files(embedder, modality, paths).numpy(), k)
