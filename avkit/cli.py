@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from pathlib import Path
 from avkit import __version__
 from avkit.cli_matching import add_commands
 from avkit.errors import AvkitError, ConfigError
+from avkit.plugins import load_plugins
 
 EPILOG = textwrap.dedent(
     """\
@@ -118,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"avkit {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument("-q", "--quiet", action="store_true", help="log only errors")
+    parser.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
+                        help="a .py file or module to import first: it may register modalities, encoders and "
+                        "heads (repeatable; also $AVKIT_PLUGINS, separated by ':')")  # fmt: skip
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     data = sub.add_parser("data", help="build and check datasets", description="Build and check datasets.")
@@ -199,8 +204,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _plugins_in(argv: Sequence[str]) -> list[str]:
+    """The ``--plugin`` values before the command, and ``$AVKIT_PLUGINS``."""
+    found = [p for p in os.environ.get("AVKIT_PLUGINS", "").split(":") if p]
+    for i, arg in enumerate(argv):
+        if arg == "--plugin" and i + 1 < len(argv):
+            found.append(argv[i + 1])
+        elif arg.startswith("--plugin="):
+            found.append(arg.split("=", 1)[1])
+    return found
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code (0 ok, 1 check failed, 2 bad input)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:  # plugins first: they may add modalities, whose options (--depth FILE) the parser offers
+        load_plugins(_plugins_in(argv))
+    except AvkitError as exc:
+        print(f"avkit: error: {exc}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO

@@ -73,3 +73,57 @@ def test_a_depth_modality_trains_embeds_indexes_and_queries(depth_modality, smal
     depth_file = next((tmp_path / "data" / "depth").iterdir())
     assert main(["query", "--index", str(tmp_path / "idx"), "--checkpoint", str(tmp_path / "run"),
                  "--depth", str(depth_file), "-k", "1"]) == 0  # fmt: skip
+
+
+HEAD_EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "regression_head.py"
+
+
+@pytest.fixture
+def regression_head():
+    import avkit.plugins
+    from avkit.models.heads import HEADS
+
+    yield str(HEAD_EXAMPLE)
+    HEADS.unregister("regress")
+    avkit.plugins._loaded.discard(str(HEAD_EXAMPLE))
+
+
+def test_a_head_in_one_file_trains_evaluates_and_reloads(regression_head, small_digits, tmp_path, capsys):
+    heads = {"contrastive": {"towers": ["audio", "image"]},
+             "regress": {"tower": "audio", "field": "snr_db", "mean": 17.5, "std": 7.2}}  # fmt: skip
+    cfg = tiny_config(small_digits / "manifest.jsonl", tmp_path / "run", **{"model.heads": heads, "optim.epochs": 3,
+                                                                            "loss_weights.regress.l1": 2.0})  # fmt: skip
+    config = write_config(tmp_path / "c.json", cfg)
+    assert main(["--plugin", regression_head, "train", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "regress/mae" in out and "regress/r2" in out and "contrastive/score" in out
+    rows = [json.loads(r) for r in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    first = next(r for r in rows if r["kind"] == "train")
+    assert first["loss"] == pytest.approx(first["contrastive/infonce"] + 2.0 * first["regress/l1"], rel=1e-5)
+    losses = [r["regress/l1"] for r in rows if r["kind"] == "train"]
+    assert sum(losses[-3:]) < sum(losses[:3])  # it learns
+
+    from avkit.data.dataset import ManifestDataset, make_loader, sequential_batches
+    from avkit.models import load_model
+
+    model = load_model(tmp_path / "run")  # rebuilt from the checkpoint, the plugin's head included
+    test = ManifestDataset(small_digits / "manifest.jsonl", model.pipelines(), split="test", fields=["snr_db"])
+    metrics = model.evaluate(make_loader(test, sequential_batches(len(test), 8)))
+    assert 0 < metrics["regress/mae"] < 15 and "contrastive/audio_to_image/R@1" in metrics
+
+    heads["regress"]["field"] = "loudness"  # a field the manifest lacks: refused before training
+    bad = write_config(tmp_path / "bad.json", tiny_config(small_digits / "manifest.jsonl", tmp_path / "bad",
+                                                          **{"model.heads": heads}))  # fmt: skip
+    assert main(["--plugin", regression_head, "train", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "head 'regress' needs the manifest field 'loudness' on every item, but 60 of 60" in err
+    assert not (tmp_path / "bad" / "checkpoints").exists()
+
+
+def test_an_unknown_head_hints_at_plugins_and_a_missing_plugin_is_named(small_digits, tmp_path, capsys):
+    cfg = tiny_config(small_digits / "manifest.jsonl", tmp_path / "run", **{"model.heads": {"regress": {}}})
+    assert main(["train", str(write_config(tmp_path / "c.json", cfg))]) == 2
+    err = capsys.readouterr().err
+    assert "unknown head 'regress'; known: ['classify', 'contrastive', 'distill']" in err and "--plugin FILE" in err
+    assert main(["--plugin", str(tmp_path / "none.py"), "list"]) == 2
+    assert "none.py: file does not exist" in capsys.readouterr().err

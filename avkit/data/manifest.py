@@ -7,7 +7,8 @@
   manifest's folder (absolute paths are allowed).
 - ``label`` and ``split`` may be absent or null.
 - ``boxes``: optional ``[[x0, y0, x1, y1], ...]`` pixel boxes of the sounding
-  object in the image (``x0 < x1``, ``y0 < y1``).
+  object in the image (``x0 < x1``, ``y0 < y1``, at least one box; inside the
+  image, which ``avkit data check`` and training verify).
 - Any other key is kept in :attr:`Record.extra` (for example ``voice``).
 
 See docs/data.md for the full contract.
@@ -71,6 +72,8 @@ class Record:
 def _parse_boxes(value: Any) -> tuple[Box, ...]:
     if not isinstance(value, list):
         raise ValueError("'boxes' must be a list of [x0, y0, x1, y1] boxes")
+    if not value:
+        raise ValueError("'boxes' is an empty list; leave the key out (or null) for an item without boxes")
     boxes = []
     for i, box in enumerate(value):
         if (

@@ -39,6 +39,7 @@ class Tower(nn.Module):
         mod = get_modality(self.modality)
         spec = dict(cfg.encoder)
         encoder = spec.pop("name", mod.encoders[0])
+        ENCODERS.get(encoder)  # an unregistered name: ConfigError listing the registered ones
         if encoder not in mod.encoders:
             raise ConfigError(f"tower {name!r}: encoder {encoder!r} does not take {self.modality!r} input; "
                               f"{self.modality} offers {list(mod.encoders)}")  # fmt: skip

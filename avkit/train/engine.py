@@ -107,6 +107,10 @@ class _Run:
             raise ConfigError(f"--resume: {last} does not exist; nothing to resume (start without --resume)")
         if not resume and last.is_file():
             raise ConfigError(f"{self.dir} already has a run; pass --resume to continue it, or choose another out")
+        saved = json.loads((self.dir / "config.json").read_text()) if resume else {}
+        if "task" in saved:
+            raise ConfigError(f"{self.dir} is a run of avkit 0.1's task trainer; this avkit cannot resume or load it. "
+                              "Retrain into a new directory with a config from experiments/configs/")  # fmt: skip
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         random.seed(cfg.seed)
@@ -116,8 +120,9 @@ class _Run:
 
         self.cfg = cfg = with_labels(cfg)
         manifest = read_manifest(cfg.data.manifest, modalities=cfg.model.modalities())
-        if resume:
-            self._check_resume_config()
+        diff = _config_diff(saved, to_dict(cfg)) if resume else []
+        if diff:
+            raise ConfigError(f"--resume with a different config than {self.dir / 'config.json'}: " + "; ".join(diff))
         self.model: AVModel = create_model(cfg.model, init=not resume).to(self.device)
         self._check_loss_weights()
 
@@ -163,15 +168,6 @@ class _Run:
         self.step_model = torch.compile(wrapped) if cfg.compile else wrapped
 
     # -- checks --------------------------------------------------------------------------------
-    def _check_resume_config(self) -> None:
-        saved = json.loads((self.dir / "config.json").read_text())
-        if "task" in saved:
-            raise ConfigError(f"{self.dir} is a run of avkit 0.1's task trainer; this avkit cannot resume or load it. "
-                              "Retrain into a new directory with a config from experiments/configs/")  # fmt: skip
-        diff = _config_diff(saved, to_dict(self.cfg))
-        if diff:
-            raise ConfigError(f"--resume with a different config than {self.dir / 'config.json'}: " + "; ".join(diff))
-
     def _check_loss_weights(self) -> None:
         for head, weights in self.cfg.loss_weights.items():
             if head not in self.model.heads:

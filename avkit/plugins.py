@@ -1,0 +1,44 @@
+"""Plugins: a user's own file or module that registers modalities, encoders or heads.
+
+    avkit --plugin docs/examples/regression_head.py train config.toml
+    AVKIT_PLUGINS=my_lab.heads:my_lab/depth.py avkit embed ...
+
+A plugin is imported once, before the command runs; whatever it registers is
+then available by name, like the built-ins.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import runpy
+from collections.abc import Iterable
+from pathlib import Path
+
+from avkit.errors import ConfigError
+
+log = logging.getLogger(__name__)
+_loaded: set[str] = set()
+
+
+def load_plugins(plugins: Iterable[str]) -> None:
+    """Import each ``.py`` file (run as a script) or dotted module name, once.
+
+    Raises:
+        ConfigError: a file that does not exist, or a module that cannot be imported.
+    """
+    for spec in plugins:
+        if spec in _loaded:
+            continue
+        if spec.endswith(".py"):
+            path = Path(spec)
+            if not path.is_file():
+                raise ConfigError(f"plugin {spec}: file does not exist")
+            runpy.run_path(str(path), run_name=f"avkit_plugin_{path.stem}")
+        else:
+            try:
+                importlib.import_module(spec)
+            except ImportError as exc:
+                raise ConfigError(f"plugin {spec}: cannot be imported ({exc})") from None
+        _loaded.add(spec)
+        log.debug("loaded plugin %s", spec)
