@@ -18,6 +18,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,9 +28,10 @@ from avkit.data.digits import DigitsConfig, build_digits
 from avkit.errors import AvkitError
 from avkit.evaluation import retrieval_metrics
 from avkit.evaluation.probe import linear_probe, summarise_map
-from avkit.fileio import atomic_write_json, atomic_write_text
+from avkit.fileio import atomic_write_json
 from avkit.models import AVModel, create_model, load_model
 from avkit.provenance import environment_info
+from avkit.reporting import update_section
 from avkit.train import RunConfig, load_run_config, train_or_reuse, with_labels
 
 log = logging.getLogger("joint_embedding")
@@ -80,7 +82,19 @@ def probe(model: AVModel, tower: str, manifest: Path) -> float:
     return linear_probe(*pool5(model, tower, manifest, "train"), *pool5(model, tower, manifest, "test"))
 
 
-def fmt(v: float) -> str:
+def over_seeds(seeds: range, measure: Any) -> Any:
+    """``measure()`` after seeding torch with each seed: a list per number (a dict of lists for a dict)."""
+    draws = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        draws.append(measure())
+    return {k: [d[k] for d in draws] for k in draws[0]} if isinstance(draws[0], dict) else draws
+
+
+def fmt(v: float | list[float]) -> str:
+    """A number, or several draws as mean ± standard deviation."""
+    if isinstance(v, list):
+        return f"{float(np.mean(v)):.3f} ± {float(np.std(v)):.3f}"
     return f"{v:.3f}"
 
 
@@ -88,9 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("data/digits"), help="AV-digits folder (built if missing)")
     parser.add_argument("--out", type=Path, default=Path("runs/joint_embedding"), help="run directories go here")
-    parser.add_argument("--results", type=Path, default=Path("docs/results.md"), help="the results table (Markdown)")
+    parser.add_argument("--results", type=Path, default=Path("docs/results.md"), help="Markdown file; its joint_embedding section is replaced")
     parser.add_argument("--quick", action="store_true", help="2 epochs each: a smoke run, not the reported numbers")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--control-seeds", type=int, default=5, help="random draws of each control (default 5)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)
@@ -105,28 +120,27 @@ def main(argv: list[str] | None = None) -> int:
         d_cfg, d_secs = run_config(CONFIGS / "distill.toml", [*common, f"out={runs['distill']}",
                                                               f"model.init.teacher.checkpoint={runs['teacher']}"])  # fmt: skip
 
-        rows = {"contrastive (InfoNCE)": matching_row(load_model(runs["contrastive"]), manifest)}
-        torch.manual_seed(args.seed)
-        rows["untrained encoders"] = matching_row(create_model(c_cfg.model).eval(), manifest)
+        seeds = range(args.seed, args.seed + args.control_seeds)  # controls are random: several draws, mean ± sd
+        rows: dict[str, dict] = {"contrastive (InfoNCE)": matching_row(load_model(runs["contrastive"]), manifest)}
+        rows[f"untrained encoders ({len(seeds)} seeds)"] = over_seeds(
+            seeds, lambda: matching_row(create_model(c_cfg.model).eval(), manifest))  # fmt: skip
         test_labels = ManifestDataset(manifest, {}, split="test", label_names=c_cfg.model.labels).labels()
-        gen = torch.Generator().manual_seed(args.seed)
-        rand = [torch.randn(len(test_labels), c_cfg.model.embed_dim, generator=gen) for _ in range(2)]
-        rows["random embeddings"] = both_ways(rand[0], rand[1], test_labels)
+        rows[f"random embeddings ({len(seeds)} seeds)"] = over_seeds(seeds, lambda: both_ways(
+            *(torch.randn(len(test_labels), c_cfg.model.embed_dim) for _ in range(2)), test_labels))  # fmt: skip
 
         student = load_model(runs["distill"])
         s_tower = student.embedding_towers()[0]
-        torch.manual_seed(args.seed)
-        untrained_student = create_model(d_cfg.model).eval()  # its frozen teacher copied, its student fresh
         probes = {"distilled student (pool5)": probe(student, s_tower, manifest),
-                  "untrained student (pool5)": probe(untrained_student, s_tower, manifest)}  # fmt: skip
+                  f"untrained student (pool5, {len(seeds)} seeds)": over_seeds(
+                      seeds, lambda: probe(create_model(d_cfg.model).eval(), s_tower, manifest))}  # fmt: skip
         distill_eval = evaluate(student, manifest, "test")
-        train_seconds = json.loads((runs["contrastive"] / "summary.json").read_text())["train_seconds"]
+        c_summary = json.loads((runs["contrastive"] / "summary.json").read_text())
     except AvkitError as exc:
         print(f"joint_embedding: error: {exc}", file=sys.stderr)
         return 2
 
     lines = [
-        "# Results: joint embedding on AV-digits",
+        "## Joint embedding on AV-digits",
         "",
         f"Test split: {len(test_labels)} pairs; its voices and images are never seen in training. Relevance is "
         "class-level (a result is relevant if it shows or says the query's digit). Machine: "
@@ -137,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         " (`contrastive.toml`, `teacher.toml`, `distill.toml`), run directories under "
         f"`{args.out}/`.",
         "",
-        "## Audio <-> image retrieval (test split)",
+        "### Audio <-> image retrieval (test split)",
         "",
         "| model | a→i R@1 | a→i R@5 | a→i mAP | i→a R@1 | i→a R@5 | i→a mAP |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -147,19 +161,22 @@ def main(argv: list[str] | None = None) -> int:
                      ("a2i_R@1", "a2i_R@5", "a2i_mAP", "i2a_R@1", "i2a_R@5", "i2a_mAP")) + " |")  # fmt: skip
     lines += [
         "",
-        f"Contrastive training time: {train_seconds:.0f} s"
+        f"Contrastive training time: {c_summary['train_seconds']:.0f} s of training steps, "
+        f"{c_summary['session_seconds']:.0f} s with validation after every epoch"
         + ("" if c_secs is not None else " (recorded by the run; reused here)") + ".",
         "",
-        "## Distillation (SoundNet-style): image teacher -> raw-waveform audio student",
+        "### Distillation (SoundNet-style): image teacher -> raw-waveform audio student",
         "",
         "| measure | value |",
         "| --- | --- |",
     ]
     lines += [f"| linear probe accuracy, {k}, trained on seen voices, tested on unseen | {fmt(v)} |" for k, v in probes.items()]
     lines += [f"| {k} (test) | {fmt(v)} |" for k, v in distill_eval.items() if k != "score"]
-    lines += ["", "The student never sees an audio label; labels are used only by the probe and for reporting.", ""]
+    lines += ["", "The student never sees an audio label; labels are used only by the probe and for reporting. "
+              "Controls (untrained networks, random embeddings) are random draws: mean ± standard deviation over "
+              f"{args.control_seeds} seeds.", ""]
     text = "\n".join(lines)
-    atomic_write_text(args.results, text)
+    update_section(args.results, "joint_embedding", text)
     atomic_write_json(args.out / "results.json", {"retrieval": rows, "probe": probes, "distill": distill_eval,
                       "seconds": {"contrastive": c_secs, "teacher": t_secs, "distill": d_secs},
                       "environment": environment_info(args.seed)})  # fmt: skip

@@ -43,6 +43,13 @@ class Batch:
     fields: dict[str, Tensor] = field(default_factory=dict)
     skipped: list[tuple[str, AvkitError]] = field(default_factory=list)
 
+    @classmethod
+    def of(cls, tower: str, x: Tensor, lengths: Tensor | None = None, ids: list[str] | None = None) -> Batch:
+        """A batch of one tower's inputs ``x (B, ...)`` and nothing else (for embedding files)."""
+        n = len(x)
+        return cls({tower: x}, torch.full((n,), -1, dtype=torch.long), torch.arange(n), ids or [""] * n,
+                   lengths={tower: lengths} if lengths is not None else {})  # fmt: skip
+
     def __len__(self) -> int:
         return len(self.ids)
 

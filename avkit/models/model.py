@@ -177,9 +177,7 @@ class AVModel(nn.Module):
 
     def embed(self, tower: str, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """Unit-norm embeddings ``(B, D)`` of ``x``, a batch of ``tower``'s pipeline outputs."""
-        batch = Batch({tower: x}, torch.full((len(x),), -1), torch.arange(len(x)), [""] * len(x),
-                      lengths={tower: lengths} if lengths is not None else {})  # fmt: skip
-        return self.embed_batch(tower, batch)
+        return self.embed_batch(tower, Batch.of(tower, x, lengths))
 
 
 def _tower(name: str, cfg: Any) -> Tower:

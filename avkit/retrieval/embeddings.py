@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import torch
 from torch import Tensor
 
 from avkit.artifacts import load_artifact, save_artifact
@@ -104,9 +103,7 @@ def embed_files(embedder: Embedder, modality: str, paths: Sequence[str | Path]) 
     pipe = embedder.pipelines()[tower]
     items = [pipe.load_tensor(p) for p in paths]
     x, lengths = pipe.collate(items)
-    batch = Batch({tower: x}, torch.full((len(items),), -1), torch.arange(len(items)), [str(p) for p in paths],
-                  lengths={tower: lengths} if lengths is not None else {})  # fmt: skip
-    return embedder.embed_batch(tower, batch)
+    return embedder.embed_batch(tower, Batch.of(tower, x, lengths, [str(p) for p in paths]))
 
 
 def save_embeddings(path: str | Path, emb: Embeddings) -> None:
