@@ -54,6 +54,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected a table of settings, got {value!r}")
         return from_dict(tp, value, prefix=f"{key}.")
     if origin is dict or tp is dict:
+        if isinstance(value, str) and value.strip().startswith("{"):  # an override: {"a": 1} (JSON)
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{key}: {value!r} is not a JSON object ({exc})") from None
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a table of settings, got {value!r}")
         args = typing.get_args(tp)
@@ -61,8 +66,12 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return {k: _coerce(v, args[1], f"{key}.{k}") for k, v in value.items()}
         return {k: _literal(v) for k, v in value.items()}
     if origin in (tuple, list):
-        if isinstance(value, str):
-            value = json.loads(value) if value.startswith("[") else value.split(",")
+        if isinstance(value, str):  # an override: [1, 2] (JSON), [a,b] or a,b
+            text = value.strip()
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                value = [v.strip() for v in text.removeprefix("[").removesuffix("]").split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
         args = typing.get_args(tp)

@@ -28,7 +28,8 @@ def load_plugins(plugins: Iterable[str]) -> None:
         ConfigError: a file that does not exist, or a module that cannot be imported.
     """
     for spec in plugins:
-        if spec in _loaded:
+        key = str(Path(spec).resolve()) if spec.endswith(".py") else spec  # one file, however it is spelled
+        if key in _loaded:
             continue
         if spec.endswith(".py"):
             path = Path(spec)
@@ -40,5 +41,5 @@ def load_plugins(plugins: Iterable[str]) -> None:
                 importlib.import_module(spec)
             except ImportError as exc:
                 raise ConfigError(f"plugin {spec}: cannot be imported ({exc})") from None
-        _loaded.add(spec)
+        _loaded.add(key)
         log.debug("loaded plugin %s", spec)

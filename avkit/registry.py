@@ -56,7 +56,8 @@ class Registry(Generic[T]):
     def get(self, name: str) -> Callable[..., T]:
         """The factory registered as ``name``."""
         if name not in self._factories:
-            raise ConfigError(f"unknown {self.kind} {name!r}; known: {self.names()}")
+            raise ConfigError(f"unknown {self.kind} {name!r}; known: {self.names()} (one of your own? "
+                              "load the file that registers it: avkit --plugin FILE)")
         return self._factories[name]
 
     def names(self, pattern: str = "*") -> list[str]:

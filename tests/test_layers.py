@@ -10,7 +10,8 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "avkit"
-CORE = {"errors", "fileio", "config", "registry", "provenance", "progress", "plotting", "artifacts", "plugins"}
+CORE = {"errors", "fileio", "config", "registry", "provenance", "progress", "plotting", "artifacts", "plugins",
+        "reporting"}
 MEDIA = {"audio", "vision"}
 #: package -> the avkit packages it may import (besides itself).
 ALLOWED = {

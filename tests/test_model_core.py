@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 import avkit
 from avkit.cli import main
 from avkit.config import from_dict
+from avkit.data.dataset import ManifestDataset
 from avkit.errors import ArtifactError, ConfigError
 from avkit.models import create_model, load_checkpoint, load_model, save_checkpoint
 from avkit.train import RunConfig, load_run_config, train
@@ -132,3 +133,40 @@ def test_old_runs_are_refused_with_how_to_retrain(tmp_path, capsys):
     assert "an avkit 0.1 config (with 'task')" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="is a run of avkit 0.1's task trainer; this avkit cannot resume"):
         train(from_dict(RunConfig, tiny_config(tmp_path / "any.jsonl", old)), resume=True)
+
+
+def test_every_split_that_is_evaluated_must_carry_the_heads_targets(small_digits, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(small_digits, data)
+    lines = [json.loads(x) for x in (small_digits / "manifest.jsonl").read_text().splitlines()]
+    next(x for x in lines if x["split"] == "val").pop("label")  # the training split is complete
+    (data / "manifest.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    cfg = _cfg(data, tmp_path / "run", **{"model.heads": {"classify": {"tower": "image"}, "contrastive": {}}})
+    with pytest.raises(ConfigError, match=r"head 'classify' needs the manifest field 'label' on every item, but 1 of \d+ items "
+                                          r"of split 'val'"):  # fmt: skip
+        train(cfg)
+    audio_only = create_model({"towers": {"audio": {"encoder": {"width": 4}}}, "heads": {"classify": {}},
+                               "labels": ["0", "1"]}).pipelines()  # fmt: skip
+    with pytest.raises(ConfigError, match=r"head 'localize' needs boxes, but no tower reads a modality that takes them"):
+        ManifestDataset(small_digits / "manifest.jsonl", audio_only, split="train", require={"head 'localize'": ("boxes",)})
+
+
+def test_select_names_a_head_of_the_model_before_training(small_digits, tmp_path):
+    with pytest.raises(ConfigError, match=r"select: 'contrastiv/score' must be HEAD/METRIC with HEAD one of \['contrastive'\]"):
+        train(_cfg(small_digits, tmp_path / "run", select="contrastiv/score"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_old_run_directory_is_named_as_such_even_without_resume(tmp_path, small_digits, capsys):
+    old = tmp_path / "old"
+    (old / "checkpoints").mkdir(parents=True)
+    (old / "checkpoints" / "last.safetensors").write_bytes(b"")
+    (old / "config.json").write_text(json.dumps({"task": "contrastive", "manifest": "m.jsonl"}))
+    with pytest.raises(ConfigError, match="is a run of avkit 0.1's task trainer.*Retrain into a new directory"):
+        train(_cfg(small_digits, old))
+
+
+def test_list_overrides_take_json_or_bare_words():
+    cfg = load_run_config(ROOT / "experiments" / "configs" / "contrastive.toml",
+                          ["model.labels=[a,b]", "augment.audio.gain_db=[-6, 6]", "model.init={}"])  # fmt: skip
+    assert cfg.model.labels == ["a", "b"] and cfg.augment["audio"]["gain_db"] == [-6, 6] and cfg.model.init == {}

@@ -17,7 +17,7 @@ from avkit.cli import main
 from avkit.data.dataset import ManifestDataset, make_loader, sequential_batches
 from avkit.data.features import compute_features
 from avkit.data.manifest import read_manifest
-from avkit.errors import ManifestError
+from avkit.errors import ConfigError, ManifestError
 from avkit.modalities import get_modality
 from avkit.models import create_model
 from avkit.vision.io import load_image, save_image
@@ -198,3 +198,57 @@ def test_image_loaded_at_any_size_is_resized_then_centre_cropped(tmp_path):
     assert x.shape == (3, 20, 20)
     assert x[0, :, 8:12].mean() > 0.9 and x[0, :, :5].mean() < 0.05  # centre crop keeps the bar in the middle
     assert load_image(tmp_path / "wide.png").shape == (3, 40, 80)
+
+
+def test_a_cached_short_clip_equals_the_towers_own_log_mel_away_from_its_end(tmp_path):
+    """The cache pads with the value the front-end gives silence, as zero-padding the waveform does;
+    only the frames whose window straddles the clip's end (reflect vs zero padding) differ."""
+    pipe = get_modality("audio").make_pipeline({"seconds": 1.0})
+    wav = 0.1 * torch.randn(8000, generator=torch.Generator().manual_seed(0)) * torch.linspace(0.1, 1.0, 8000)  # 0.5 s
+    own = pipe.frontend("logmel")(pipe(wav)[0][None])[0]
+    cached = pipe.from_features(pipe.features(wav))
+    assert own.shape == cached.shape == (64, 101)
+    differ = [i for i in range(101) if not torch.allclose(own[:, i], cached[:, i], atol=1e-3)]
+    edge = range(8000 // 160 - 512 // 320, 8000 // 160 + 512 // 320 + 1)  # windows that touch sample 8000
+    assert differ and set(differ) <= set(edge), differ
+    batch, lengths = pipe.collate([cached[:, :60], cached])  # whole cached clips of two lengths
+    assert lengths.tolist() == [60, 101] and torch.allclose(batch[0, :, 60:], own[:, 60:], atol=1e-3)
+
+
+def test_a_cache_or_spec_augment_meant_for_log_mels_is_refused_for_a_waveform_encoder(small_digits, tmp_path, caplog):
+    manifest = small_digits / "manifest.jsonl"
+    model = create_model({"towers": {"audio": {"encoder": {"name": "soundnet", "width_mult": 0.125}},
+                                     "image": {"encoder": {"width": 4}}},
+                          "heads": {"contrastive": {}}, "embed_dim": 8})  # fmt: skip
+    cache = tmp_path / "logmel.safetensors"
+    compute_features(manifest, cache, get_modality("audio").make_pipeline())
+    with caplog.at_level(logging.WARNING):
+        ds = ManifestDataset(manifest, model.pipelines(), split="val", feature_caches={"audio": cache})
+    assert not ds.caches and "the tower's encoder takes 'waveform'" in caplog.text
+    with pytest.raises(ConfigError, match=r"augment.audio: SpecAugment .* the tower's encoder takes 'waveform'"):
+        model.pipelines({"audio": {"freq_masks": 2, "freq_mask_bins": 8}}, train=True)
+
+
+@pytest.mark.parametrize(("augment", "message"), [
+    ({"audio": {"gain_db": [3]}}, r"augment.audio: gain_db: a range \[low, high\]"),
+    ({"audio": {"time_masks": 2}}, "augment.audio: time_masks and time_mask_frames: both positive"),
+    ({"audio": {"noise_p": 2}}, "augment.audio: noise_p must lie in"),
+    ({"image": {"brightness": 1.5}}, r"augment.image: brightness: must lie in \[0, 1\)"),
+    ({"image": {"crop_area": [0.5, 1.2]}}, "augment.image: crop_area: fractions of the image"),
+    ({"image": {"wobble": 1}}, r"augment.image: unknown setting\(s\) \['wobble'\]"),
+])  # fmt: skip
+def test_augmentation_settings_are_checked_and_named_by_tower(augment, message):
+    model = create_model({"towers": {"audio": {"encoder": {"width": 4}}, "image": {"encoder": {"width": 4}}},
+                          "heads": {"contrastive": {}}, "embed_dim": 8})  # fmt: skip
+    with pytest.raises(ConfigError, match=message):
+        model.pipelines(augment, train=True)
+
+
+def test_in_memory_data_finds_bad_boxes_before_the_first_step(tmp_path, caplog):
+    manifest = _square_scene(tmp_path)
+    pipes = {"image": get_modality("image").make_pipeline()}
+    with caplog.at_level(logging.WARNING):
+        ds = ManifestDataset(manifest, pipes, split="train", in_memory=True)
+    assert ds.ids == ["sq"] and ds.skipped[0][0] == "out" and "m.jsonl:2" in ds.skipped[0][1]
+    with pytest.raises(ManifestError, match=r"m.jsonl:2: .*box 0 \[30.0, 20.0, 170.0, 50.0\] lies outside the 96x96"):
+        ManifestDataset(manifest, pipes, split="train", in_memory=True, strict=True)

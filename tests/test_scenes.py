@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from avkit.data.check import check_manifest
@@ -54,3 +56,18 @@ def test_placement_and_bad_configs(small_digits, tmp_path):
     assert place([60, 60, 60, 60, 60], 100, np.random.default_rng(0), tries=5) is None
     with pytest.raises(DatasetBuildError, match="too large"):
         build_scenes(small_digits, tmp_path, ScenesConfig(canvas=64, scale=(20, 40)))
+
+
+def test_checking_only_the_audio_of_scenes_does_not_check_their_boxes(scenes, tmp_path):
+    assert check_manifest(scenes / "manifest.jsonl", modalities=["audio"]).ok
+    lines = (scenes / "manifest.jsonl").read_text().splitlines()
+    rec = json.loads(lines[3])
+    rec["boxes"] = [[0, 0, 500, 20], [1, 1, 5, 5], [-3, 0, 4, 4]]
+    rec["image"] = str(scenes / rec["image"])
+    rec["audio"] = str(scenes / rec["audio"])
+    (tmp_path / "m.jsonl").write_text(json.dumps(rec) + "\n")
+    for decode in (True, False):
+        report = check_manifest(tmp_path / "m.jsonl", decode=decode)
+        assert [str(p) for p in report.problems] == [
+            f"line 1 (id {rec['id']!r}): box 0 [0.0, 0.0, 500.0, 20.0], box 2 [-3.0, 0.0, 4.0, 4.0] lie outside the 128x128 image"]
+    assert check_manifest(tmp_path / "m.jsonl", modalities=["audio"]).ok

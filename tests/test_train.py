@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 
 from avkit.config import from_dict
 from avkit.errors import ArtifactError, ConfigError, MediaError
-from avkit.models import load_checkpoint, load_model
+from avkit.models import create_model, load_checkpoint, load_model
 from avkit.train import RunConfig, train
 
 CLASSIFY = {"towers": {"image": {"encoder": {"name": "image_resnet", "width": 4, "stages": 2}}}, "heads": {"classify": {}}}
@@ -159,6 +159,9 @@ def test_distillation_trains_a_student_from_a_frozen_teacher(small_digits, tmp_p
     unfrozen = {**student_model, "init": {}}
     with pytest.raises(ConfigError, match="head 'distill' reads tower 'image' as a frozen teacher, but no init freezes it"):
         train(_cfg(small_digits, tmp_path / "unfrozen", model=unfrozen))
+    spelled_out = {**student_model, "towers": {**student_model["towers"],
+                   "image": {"encoder": {**CLASSIFY["towers"]["image"]["encoder"], "blocks_per_stage": 1}}}}  # a default
+    create_model({**spelled_out, "labels": model.config.labels})  # the same tower as the teacher's, its default written out: its weights are taken
     other = {**student_model, "towers": {**student_model["towers"], "image": {"encoder": {"name": "image_resnet", "width": 8, "stages": 2}}}}
     with pytest.raises(ConfigError, match=r"towers.image must have the config of towers.image in .* to take its weights"):
         train(_cfg(small_digits, tmp_path / "mismatch", model=other))

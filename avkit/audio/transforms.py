@@ -285,6 +285,11 @@ class AmplitudeToDB(nn.Module):
             db = torch.maximum(db, peak - self.top_db)
         return db
 
+    def silence(self, peak: float) -> float:
+        """What :meth:`forward` gives a zero input (silence, zero padding) in an item whose peak is ``peak`` dB."""
+        db = self.multiplier * (math.log10(self.amin) - (math.log10(max(self.amin, self.ref)) if self.ref != 1.0 else 0.0))
+        return db if self.top_db is None else max(db, peak - self.top_db)
+
 
 class LogMelSpectrogram(nn.Module):
     """Hamming-windowed power spectrogram -> mel filterbank -> dB.

@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from avkit.data.manifest import AV_MODALITIES, Record, iter_lines, parse_record
-from avkit.errors import AvkitError, ManifestError, MediaError
+from avkit.errors import AvkitError, ManifestError, MediaError, TargetError
 from avkit.modalities import get_modality
 from avkit.progress import progress
-from avkit.vision.io import image_size
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +60,6 @@ class CheckReport:
         return "\n".join(lines)
 
 
-def _box_problems(rec: Record, width: int, height: int) -> list[str]:
-    out = []
-    for i, (x0, y0, x1, y1) in enumerate(rec.boxes or ()):
-        if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
-            out.append(f"box {i} {[x0, y0, x1, y1]} lies outside the {width}x{height} image")
-    return out
-
-
 def check_manifest(
     path: str | Path,
     modalities: Sequence[str] = AV_MODALITIES,
@@ -77,11 +70,14 @@ def check_manifest(
 
     Finds: lines that are not JSON or lack a field, duplicate ids, missing
     files, unreadable media (fully decoded by each registered modality's loader
-    when ``decode``), and boxes outside the image. Never raises for a bad line;
-    raises ManifestError only if the manifest itself cannot be opened, and
-    ConfigError for an unregistered modality.
+    when ``decode``), and boxes outside their item (checked when a modality that
+    takes boxes, such as ``image``, is among ``modalities``; its files are then
+    decoded even without ``decode``). Never raises for a bad line; raises
+    ManifestError only if the manifest itself cannot be opened, and ConfigError
+    for an unregistered modality.
     """
-    checks = {name: get_modality(name).check for name in modalities}
+    pipelines = {name: get_modality(name).make_pipeline() for name in modalities}
+    boxed = next((name for name, pipe in pipelines.items() if pipe.takes_boxes), None)
     path = Path(path)
     report = CheckReport(path=path)
     root = path.parent
@@ -103,29 +99,25 @@ def check_manifest(
 
     for rec in progress(records, desc="checking media", enabled=show_progress):
         failed: set[str] = set()  # modalities already reported for this line
+        box_problems: list[str] = []
         for name in modalities:
             file = root / rec.paths[name]
             if not file.exists():
                 report.problems.append(Problem(rec.line, rec.id, f"{name} file {rec.paths[name]!r} does not exist"))
                 failed.add(name)
                 continue
-            if decode:
+            has_boxes = name == boxed and bool(rec.boxes)
+            if decode or has_boxes:
                 try:
-                    checks[name](file)
+                    raw = pipelines[name].load(file)
+                    if has_boxes:
+                        pipelines[name].check_boxes(raw, torch.tensor(rec.boxes, dtype=torch.float32))
+                except TargetError as exc:
+                    box_problems.append(str(exc))
                 except AvkitError as exc:
                     reason = exc.reason if isinstance(exc, MediaError) else str(exc)
                     report.problems.append(Problem(rec.line, rec.id, f"{name} file {rec.paths[name]!r}: {reason}"))
                     failed.add(name)
-        box_problems: list[str] = []
-        if rec.boxes and "image" not in rec.paths:
-            box_problems.append("has boxes but no image")
-        elif rec.boxes and "image" not in failed:
-            try:
-                w, h = image_size(root / rec.paths["image"])
-            except MediaError as exc:  # reached without a decode (--no-decode)
-                box_problems.append(f"image file {rec.paths['image']!r}: {exc.reason}")
-            else:
-                box_problems += _box_problems(rec, w, h)
         report.problems += [Problem(rec.line, rec.id, msg) for msg in box_problems]
         if not failed and not box_problems:
             report.records += 1

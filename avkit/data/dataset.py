@@ -76,6 +76,8 @@ class ManifestDataset(Dataset):
         in_memory: decode every item once, up front.
         feature_caches: tower name -> feature cache path, used when it fits the tower's pipeline.
         strict: raise on the first bad item instead of skipping it (up front with ``in_memory``).
+        require: who (``"head 'localize'"``) -> the targets it needs on every item; checked
+            first, before anything is decoded (:meth:`require_targets`).
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class ManifestDataset(Dataset):
         feature_caches: Mapping[str, str | Path] | None = None,
         strict: bool = False,
         show_progress: bool = False,
+        require: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.pipelines = dict(pipelines)
         modalities = sorted({p.modality for p in self.pipelines.values()})
@@ -102,6 +105,8 @@ class ManifestDataset(Dataset):
         self.label_names = list(label_names) if label_names is not None else self.manifest.labels()
         self._label_index = {name: i for i, name in enumerate(self.label_names)}
         self.fields = [f for f in fields if f not in BUILTIN_TARGETS]
+        for who, targets in (require or {}).items():
+            self.require_targets(who, targets)
         self.caches = self._usable_caches(feature_caches or {})
         self.skipped: list[tuple[str, str]] = []
         self._raw: list[dict[str, Any]] | None = None
@@ -128,7 +133,11 @@ class ManifestDataset(Dataset):
         kept, raws = [], []
         for rec in progress(self.records, f"loading {self.split or 'all'}", enabled=show_progress, unit="item"):
             try:
-                raws.append({t: self._decode(rec, t) for t in self.pipelines if t not in self.caches})
+                raw = {t: self._decode(rec, t) for t in self.pipelines if t not in self.caches}
+                for tower, item in raw.items():  # boxes are checked now too, not at the first epoch
+                    if (given := self._boxes(rec, tower)) is not None:
+                        self._check(rec, tower, lambda: self.pipelines[tower].check_boxes(item, given))  # noqa: B023
+                raws.append(raw)
                 kept.append(rec)
             except AvkitError as exc:
                 if self.strict:
@@ -165,6 +174,21 @@ class ManifestDataset(Dataset):
         pipe = self.pipelines[tower]
         return pipe.load(self.manifest.resolve(rec, pipe.modality))
 
+    def _boxes(self, rec: Record, tower: str) -> Tensor | None:
+        """``rec``'s boxes ``(N, 4)`` if ``tower``'s pipeline takes them and it has some."""
+        return torch.tensor(rec.boxes, dtype=torch.float32) if self.pipelines[tower].takes_boxes and rec.boxes else None
+
+    def _check(self, rec: Record, tower: str, step: Callable[[], Any]) -> Any:
+        """``step()``, its errors told as a manifest line's (bad boxes) or a file's (bad media)."""
+        pipe = self.pipelines[tower]
+        try:
+            return step()
+        except TargetError as exc:
+            raise ManifestError(self.manifest.path, rec.line, f"{pipe.modality} {rec.paths[pipe.modality]!r}: {exc}") from None
+        except (ValueError, RuntimeError) as exc:
+            path = self.manifest.resolve(rec, pipe.modality)
+            raise MediaError(path, f"cannot be preprocessed as {pipe.modality} ({exc})") from None
+
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | Skipped:
         index, epoch = key if isinstance(key, tuple) else (key, None)
         rec = self.records[index]
@@ -184,13 +208,7 @@ class ManifestDataset(Dataset):
                 inputs[tower] = pipe.from_features(self.caches[tower][rec.id], rng)
                 continue
             raw = self._raw[index][tower] if self._raw is not None else self._decode(rec, tower)
-            given = torch.tensor(rec.boxes, dtype=torch.float32) if pipe.takes_boxes and rec.boxes else None
-            try:
-                inputs[tower], out_boxes = pipe(raw, rng, given)
-            except TargetError as exc:
-                raise ManifestError(self.manifest.path, rec.line, f"{pipe.modality} {rec.paths[pipe.modality]!r}: {exc}") from None
-            except (ValueError, RuntimeError) as exc:
-                raise MediaError(path, f"cannot be preprocessed as {pipe.modality} ({exc})") from None
+            inputs[tower], out_boxes = self._check(rec, tower, lambda: pipe(raw, rng, self._boxes(rec, tower)))  # noqa: B023
             if pipe.takes_boxes:
                 boxes[tower] = out_boxes
         label = self._label_index.get(rec.label, -1) if rec.label is not None else -1
@@ -226,6 +244,9 @@ class ManifestDataset(Dataset):
             if target == "label":
                 missing = sum(r.label is None or r.label not in self._label_index for r in self.records)
             elif target == "boxes":
+                if not any(p.takes_boxes for p in self.pipelines.values()):
+                    raise ConfigError(f"{who} needs boxes, but no tower reads a modality that takes them "
+                                      f"(towers: {sorted(self.pipelines)})")  # fmt: skip
                 missing = sum(not r.boxes for r in self.records)
             else:
                 missing = sum(math.isnan(_number(r.extra.get(target))) for r in self.records)

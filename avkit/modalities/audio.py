@@ -86,9 +86,18 @@ class AudioAugment:
 
     def __post_init__(self) -> None:
         if any(f <= 0 for f in self.speed):
-            raise ConfigError(f"augment.speed: factors must be positive, got {self.speed}")
-        if self.gain_db[0] > self.gain_db[1] or (self.noise_snr_db and self.noise_snr_db[0] > self.noise_snr_db[1]):
-            raise ConfigError("augment: ranges must be (low, high) with low <= high")
+            raise ConfigError(f"speed: factors must be positive, got {self.speed}")
+        for name in ("gain_db", "noise_snr_db"):
+            span = getattr(self, name)
+            if span is not None and (len(span) != 2 or span[0] > span[1]):
+                raise ConfigError(f"{name}: a range [low, high] with low <= high, got {list(span)}")
+        if not 0 <= self.noise_p <= 1 or self.shift_seconds < 0:
+            raise ConfigError(f"noise_p must lie in [0, 1] and shift_seconds be >= 0, got "
+                              f"{self.noise_p}, {self.shift_seconds}")  # fmt: skip
+        for count, width in (("time_masks", "time_mask_frames"), ("freq_masks", "freq_mask_bins")):
+            if getattr(self, count) < 0 or getattr(self, width) < 0 or (getattr(self, count) > 0) != (getattr(self, width) > 0):
+                raise ConfigError(f"{count} and {width}: both positive (masks on) or both 0, got "
+                                  f"{getattr(self, count)} and {getattr(self, width)}")  # fmt: skip
 
 
 class AudioPipeline(Pipeline):
@@ -126,12 +135,15 @@ class AudioPipeline(Pipeline):
         return wav.to(torch.float32), None
 
     def collate(self, items: Sequence[Tensor]) -> tuple[Tensor, Tensor | None]:
-        """Fixed-length clips stack; whole clips are padded at the end and get their lengths."""
+        """Fixed-length clips stack; whole clips are padded at the end (waveforms with zeros,
+        cached log-mels with the value of silence) and get their lengths."""
         lengths = torch.tensor([t.shape[-1] for t in items])
         if bool((lengths == lengths[0]).all()):
             return torch.stack(list(items)), None
         out = items[0].new_zeros(len(items), *items[0].shape[:-1], int(lengths.max()))
         for i, t in enumerate(items):
+            if t.dim() > 1:  # a log-mel from a cache
+                out[i] = self.silence_db(t)
             out[i, ..., : t.shape[-1]] = t
         return out, lengths
 
@@ -147,6 +159,9 @@ class AudioPipeline(Pipeline):
         a = self.augment
         if a is None or not (a.time_masks or a.freq_masks):
             return None
+        if self.encoder_input not in (None, "logmel"):
+            raise ConfigError(f"SpecAugment (time_masks, freq_masks) masks log-mels, but the tower's encoder takes "
+                              f"{self.encoder_input!r}; leave them out for this tower")  # fmt: skip
         return SpecAugment(a.time_masks, a.time_mask_frames, a.freq_masks, a.freq_mask_bins)
 
     # -- log-mel caches ------------------------------------------------------------------------
@@ -156,6 +171,8 @@ class AudioPipeline(Pipeline):
         return s
 
     def cache_refusal(self) -> str | None:
+        if self.encoder_input not in (None, "logmel"):
+            return f"it holds log-mels, but the tower's encoder takes {self.encoder_input!r}"
         a = self.augment
         if a is not None and (a.speed or a.noise_snr_db is not None):
             return "speed perturbation and added noise work on waveforms"
@@ -166,11 +183,16 @@ class AudioPipeline(Pipeline):
         with torch.inference_mode():
             return self.logmel(wav)
 
+    def silence_db(self, logmel: Tensor) -> float:
+        """What the front-end gives silence (zero padding) in a clip whose log-mel is ``logmel``."""
+        return self.logmel.to_db.silence(float(logmel.amax()))
+
     def from_features(self, logmel: Tensor, rng: np.random.Generator | None = None) -> Tensor:
         """A cached whole-clip log-mel -> the clip's log-mel after the crop/pad rule (in frames)
-        and, in training, the shift and gain; padding takes the clip's quietest value."""
+        and, in training, the shift and gain. Padding takes the value of silence
+        (:meth:`silence_db`), as when the tower zero-pads the waveform."""
         s, aug = self.settings, self.augment if rng is not None else None
-        floor = float(logmel.amin())
+        floor = self.silence_db(logmel)
         if s.num_samples is not None:
             logmel = crop_or_pad(logmel, self.logmel.num_frames(s.num_samples), rng, pad_value=floor)
         if aug is not None:

@@ -45,12 +45,15 @@ class Pipeline:
         takes_boxes: whether manifest boxes refer to this modality's items (and
             are transformed with them).
         augment: the training augmentation settings, or None (evaluation).
+        encoder_input: what the tower's encoder takes (``feature_info.input``), set by the
+            tower; None for a pipeline used outside a model.
     """
 
     modality: str = ""
     output: str | None = None
     takes_boxes: bool = False
     augment: Any = None
+    encoder_input: str | None = None
 
     def load(self, path: Path) -> Any:
         """Decode a file (the part an in-memory cache may keep). Raises MediaError naming ``path``."""
@@ -61,6 +64,11 @@ class Pipeline:
         augmentation); given: training (random crops, and augmentation if configured).
         ``boxes (N, 4)`` in pixels of ``raw`` come back in pixels of the tensor."""
         raise NotImplementedError
+
+    def check_boxes(self, raw: Any, boxes: Tensor) -> None:
+        """Raise TargetError unless every box ``(N, 4)`` (pixels of ``raw``) lies inside ``raw``.
+        Only pipelines that take boxes implement it."""
+        raise NotImplementedError(f"the {self.modality} modality does not take boxes")
 
     def load_tensor(self, path: str | Path) -> Tensor:
         """One file, preprocessed for evaluation. Raises MediaError naming ``path``."""
@@ -159,14 +167,14 @@ class Modality:
         """This modality's augmentation settings from a config table; None for an empty table."""
         if not values:
             return None
-        return self._parse(self.augment, values, "augment")
+        return self._parse(self.augment, values, "augment", prefix="")
 
-    def _parse(self, cls: type | None, values: Mapping[str, Any] | None, what: str) -> Any:
+    def _parse(self, cls: type | None, values: Mapping[str, Any] | None, what: str, prefix: str | None = None) -> Any:
         if cls is None:
             if values:
                 raise ConfigError(f"modality {self.name!r} takes no {what} settings, got {sorted(values)}")
             return None
-        return from_dict(cls, dict(values or {}), prefix=f"{what}.")
+        return from_dict(cls, dict(values or {}), prefix=f"{what}." if prefix is None else prefix)
 
     def make_pipeline(self, settings: Mapping[str, Any] | None = None, augment: Mapping[str, Any] | None = None) -> Pipeline:
         """The pipeline for a tower's ``settings`` and a run's ``augment`` table (None: evaluation)."""
@@ -182,10 +190,6 @@ class Modality:
     def default_settings(self) -> dict[str, Any]:
         """The default preprocessing settings as plain data ({} for a simple modality)."""
         return to_dict(self.settings()) if self.settings is not None else {}
-
-    def check(self, path: Path) -> None:
-        """Decode ``path`` fully with the default settings; MediaError if it is unusable."""
-        self.make_pipeline().load(path)
 
 
 #: Every registered modality, by name.

@@ -65,9 +65,17 @@ class ImageAugment:
     contrast: float = 0.0
 
     def __post_init__(self) -> None:
-        if not 0 < self.crop_area[0] <= self.crop_area[1] <= 1 or not 0 < self.crop_ratio[0] <= self.crop_ratio[1]:
-            raise ConfigError(f"augment: crop_area must lie in (0, 1] and ranges be (low, high), got "
-                              f"{self.crop_area}, {self.crop_ratio}")  # fmt: skip
+        for name in ("crop_area", "crop_ratio", "scale"):
+            span = getattr(self, name)
+            if len(span) != 2 or not 0 < span[0] <= span[1]:
+                raise ConfigError(f"{name}: a range [low, high] with 0 < low <= high, got {list(span)}")
+        if self.crop_area[1] > 1:
+            raise ConfigError(f"crop_area: fractions of the image, at most 1, got {list(self.crop_area)}")
+        for name, high in (("translate", 1.0), ("hflip", 1.0), ("brightness", 1.0), ("contrast", 1.0)):
+            if not 0 <= getattr(self, name) <= high - (name != "hflip") * 1e-9:
+                raise ConfigError(f"{name}: must lie in [0, 1{']' if name == 'hflip' else ')'}, got {getattr(self, name)}")
+        if self.rotate_degrees < 0:
+            raise ConfigError(f"rotate_degrees: a maximum angle, >= 0, got {self.rotate_degrees}")
 
     @property
     def geometric(self) -> bool:
@@ -76,10 +84,11 @@ class ImageAugment:
 
 
 def check_boxes(boxes: Tensor, width: int, height: int) -> None:
-    """Raise TargetError unless every box lies inside a ``width`` x ``height`` image."""
-    for i, (x0, y0, x1, y1) in enumerate(boxes.tolist()):
-        if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
-            raise TargetError(f"box {i} {[x0, y0, x1, y1]} lies outside the {width}x{height} image")
+    """Raise TargetError, naming every offending box, unless all lie inside a ``width`` x ``height`` image."""
+    bad = [f"box {i} {[x0, y0, x1, y1]}" for i, (x0, y0, x1, y1) in enumerate(boxes.tolist())
+           if x0 < 0 or y0 < 0 or x1 > width or y1 > height]  # fmt: skip
+    if bad:
+        raise TargetError(f"{', '.join(bad)} {'lies' if len(bad) == 1 else 'lie'} outside the {width}x{height} image")
 
 
 class ImagePipeline(Pipeline):
@@ -94,11 +103,14 @@ class ImagePipeline(Pipeline):
     def load(self, path: Path) -> Tensor:
         return load_image(path)
 
+    def check_boxes(self, img: Tensor, boxes: Tensor) -> None:
+        check_boxes(boxes, img.shape[-1], img.shape[-2])
+
     def __call__(self, img: Tensor, rng: np.random.Generator | None = None, boxes: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         size, aug = self.settings.size, self.augment if rng is not None else None
         h, w = img.shape[-2:]
         if boxes is not None:
-            check_boxes(boxes, w, h)
+            self.check_boxes(img, boxes)
         if min(h, w) != size:  # the shorter side to `size`, antialiased
             k = size / min(h, w)
             img = resize(img, size)

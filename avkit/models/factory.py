@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from avkit.errors import ArtifactError, ConfigError
 from avkit.modalities import get_modality
 from avkit.models.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint
 from avkit.models.config import ModelConfig, TowerConfig
+from avkit.models.encoders import ENCODERS
 from avkit.models.model import AVModel
 
 
@@ -68,6 +70,9 @@ def _tower_identity(cfg: TowerConfig, name: str) -> dict[str, Any]:
     mod = get_modality(modality)
     encoder = dict(cfg.encoder)
     encoder.setdefault("name", mod.encoders[0])
+    defaults = {k: p.default for k, p in inspect.signature(ENCODERS.get(encoder["name"])).parameters.items()
+                if p.default is not inspect.Parameter.empty}  # fmt: skip
+    encoder = {**defaults, **encoder}  # written out or left to its default: the same encoder
     settings = to_dict(mod.parse_settings(cfg.preprocess)) if mod.settings is not None else {}
     return {"modality": modality, "encoder": encoder, "preprocess": settings}
 

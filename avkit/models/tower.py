@@ -44,10 +44,9 @@ class Tower(nn.Module):
             raise ConfigError(f"tower {name!r}: encoder {encoder!r} does not take {self.modality!r} input; "
                               f"{self.modality} offers {list(mod.encoders)}")  # fmt: skip
         self.encoder = ENCODERS.create(encoder, **spec)
-        self.pipeline = mod.make_pipeline(cfg.preprocess)
-        info = self.feature_info
+        self.pipeline = self._bind(mod.make_pipeline(cfg.preprocess))
         try:
-            self.frontend = self.pipeline.frontend(info.input if info is not None else None)
+            self.frontend = self.pipeline.frontend(self.pipeline.encoder_input)
         except ConfigError as exc:
             raise ConfigError(f"tower {name!r}: {exc}") from None
 
@@ -61,9 +60,25 @@ class Tower(nn.Module):
         mod = get_modality(self.modality)
         return to_dict(mod.parse_settings(self.cfg.preprocess)) if mod.settings is not None else {}
 
+    def _bind(self, pipeline: Pipeline) -> Pipeline:
+        """``pipeline``, told what this tower's encoder takes."""
+        info = self.feature_info
+        pipeline.encoder_input = info.input if info is not None else None
+        return pipeline
+
     def training_pipeline(self, augment: Mapping[str, Any] | None) -> Pipeline:
-        """The pipeline for training, with the run's augmentation settings for this tower."""
-        return get_modality(self.modality).make_pipeline(self.cfg.preprocess, augment)
+        """The pipeline for training, with the run's augmentation settings for this tower.
+
+        Raises:
+            ConfigError: settings the modality does not know, or augmentation this tower's encoder
+                cannot take (SpecAugment for a raw-waveform encoder), naming ``augment.TOWER``.
+        """
+        try:
+            pipeline = self._bind(get_modality(self.modality).make_pipeline(self.cfg.preprocess, augment))
+            pipeline.batch_augment()
+        except ConfigError as exc:
+            raise ConfigError(f"augment.{self.name}: {exc}") from None
+        return pipeline
 
     def forward(
         self, x: Tensor, lengths: Tensor | None = None, precomputed: bool = False, augment: nn.Module | None = None

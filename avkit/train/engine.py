@@ -83,6 +83,16 @@ def _check_config(cfg: RunConfig) -> None:
         raise ConfigError(f"data.workers: must be 0 or more, got {cfg.data.workers}")
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read as a run's config ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: not a run's config (expected a JSON object)")
+    return data
+
+
 def _config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
     out = []
     for key in sorted(set(old) | set(new)):
@@ -102,15 +112,15 @@ class _Run:
         self.info: DistInfo = init_distributed()
         self.show_progress = show_progress and self.info.is_main
         self.dir, self.ckpt_dir = Path(cfg.out), Path(cfg.out) / "checkpoints"
-        last = self.ckpt_dir / "last.safetensors"
+        last, recorded = self.ckpt_dir / "last.safetensors", self.dir / "config.json"
+        saved = _read_json(recorded) if recorded.is_file() and (resume or last.is_file()) else {}
+        if "task" in saved:
+            raise ConfigError(f"{self.dir} is a run of avkit 0.1's task trainer; this avkit cannot resume or load it. "
+                              "Retrain into a new directory with a config from experiments/configs/")  # fmt: skip
         if resume and not last.is_file():
             raise ConfigError(f"--resume: {last} does not exist; nothing to resume (start without --resume)")
         if not resume and last.is_file():
             raise ConfigError(f"{self.dir} already has a run; pass --resume to continue it, or choose another out")
-        saved = json.loads((self.dir / "config.json").read_text()) if resume else {}
-        if "task" in saved:
-            raise ConfigError(f"{self.dir} is a run of avkit 0.1's task trainer; this avkit cannot resume or load it. "
-                              "Retrain into a new directory with a config from experiments/configs/")  # fmt: skip
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         random.seed(cfg.seed)
@@ -125,14 +135,16 @@ class _Run:
             raise ConfigError(f"--resume with a different config than {self.dir / 'config.json'}: " + "; ".join(diff))
         self.model: AVModel = create_model(cfg.model, init=not resume).to(self.device)
         self._check_loss_weights()
+        self.select = cfg.select or f"{next(iter(self.model.heads))}/score"
+        if self.select.partition("/")[0] not in self.model.heads:
+            raise ConfigError(f"select: {self.select!r} must be HEAD/METRIC with HEAD one of {list(self.model.heads)}")
 
         load = dict(label_names=cfg.model.labels, fields=sorted({f for t in self.model.targets().values() for f in t}),
                     seed=cfg.seed, in_memory=cfg.data.in_memory, feature_caches=cfg.data.feature_cache,
-                    strict=cfg.data.strict, show_progress=self.show_progress)  # fmt: skip
+                    strict=cfg.data.strict, show_progress=self.show_progress,
+                    require={f"head {head!r}": targets for head, targets in self.model.targets().items()})  # fmt: skip
         train_pipes = self.model.pipelines(cfg.augment, train=True)
         self.train_ds = ManifestDataset(manifest, train_pipes, split=cfg.data.train_split, train=True, **load)
-        for head, targets in self.model.targets().items():
-            self.train_ds.require_targets(f"head {head!r}", targets)
         self.val_ds = (ManifestDataset(manifest, self.model.pipelines(), split=cfg.data.val_split, **load)
                        if manifest.split(cfg.data.val_split) else None)  # fmt: skip
         self.eval_split = cfg.data.val_split if self.val_ds is not None else cfg.data.train_split
@@ -154,7 +166,6 @@ class _Run:
         self.step = self.epoch = self.batch_in_epoch = 0
         self.train_seconds = 0.0
         self.best_score, self.best_metrics, self.fingerprint = -math.inf, {}, ""
-        self.select = cfg.select or f"{next(iter(self.model.heads))}/score"
         if resume:
             self._restore(last)
         elif self.info.is_main:

@@ -133,8 +133,7 @@ def create_head(name: str, spec: Mapping[str, Any], context: HeadContext) -> Hea
     """Build the head ``name`` of a model config: ``spec["kind"]`` (default ``name``) with the other keys as arguments."""
     spec = dict(spec)
     kind = spec.pop("kind", name)
-    hint = "" if kind in HEADS else " (a head of your own: load the file that registers it, avkit --plugin FILE)"
     try:
         return HEADS.create(kind, context=context, **spec)
     except ConfigError as exc:
-        raise ConfigError(f"head {name!r}: {exc}{hint}") from None
+        raise ConfigError(f"head {name!r}: {exc}") from None
