@@ -8,11 +8,13 @@ The case of a user with little data. The training split keeps the items of
 (checkpoint choice) and test are the usual splits, whose voices and images are
 never seen in training. Rows, each trained for the same number of steps:
 
-- **avkit 0.1, unchanged**: today's code (commit ``--baseline-commit``, checked
-  out in a git worktree and run as its own process) with its contrastive config;
-- **this core, no augmentation**: the same model and optimisation;
-- **this core, augmentation**: ``experiments/configs/few-voices.toml``, the same
-  model with audio and image augmentation (and each variant it lists).
+- **avkit 0.1, unchanged**: the code before the model core (commit
+  ``--baseline-commit``, checked out in a git worktree and run as its own
+  processes, ``experiments/old_avkit.py``) with its contrastive config;
+- **this core**, ``experiments/configs/few-voices.toml`` (chosen on validation):
+  the same model, trained by InfoNCE alone or with semantic regularisation (a
+  classifier shared by both sides' embeddings), each without and with the
+  config's audio and image augmentation.
 
 Each row reports test audio->image R@1 and mAP (class-level relevance) and the
 reverse direction, from the checkpoint chosen on validation.
@@ -21,15 +23,14 @@ reverse direction, from the checkpoint chosen on validation.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import random
 import subprocess
 import sys
-import textwrap
 from dataclasses import replace
 from pathlib import Path
+
+import old_avkit
 
 from avkit.data.dataset import ManifestDataset, make_loader, sequential_batches
 from avkit.data.digits import DigitsConfig, build_digits
@@ -45,15 +46,6 @@ log = logging.getLogger("few_voices")
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = Path(__file__).parent / "configs"
 TARGET = 0.80
-OLD_EVAL = textwrap.dedent("""
-    import json, sys
-    from avkit.data.dataset import ManifestDataset
-    from avkit.train.tasks import load_task
-    from avkit.train.tasks.contrastive import cross_modal_metrics
-    task, _ = load_task(sys.argv[1])
-    test = ManifestDataset.load(sys.argv[2], list(task.modalities), split="test")
-    print(json.dumps(cross_modal_metrics(task, test)))
-""")
 
 
 def few_voice_manifest(source: Path, out: Path, voices: int, seed: int) -> list[str]:
@@ -77,21 +69,10 @@ def test_metrics(run: Path, manifest: Path) -> dict[str, float]:
 
 def baseline_row(commit: str, manifest: Path, out: Path, epochs: int, eval_every: int, seed: int) -> dict[str, float]:
     """Train and test with avkit at ``commit`` (a git worktree beside the runs), in its own processes."""
-    src = out / f"avkit-{commit}"
-    if not (src / "avkit").is_dir():
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(src.resolve()), commit], check=True,
-                       capture_output=True)  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(src.resolve())}
-    run = out / "baseline"
-    if not (run / "summary.json").is_file():
-        resume = ["--resume"] if (run / "checkpoints" / "last.safetensors").is_file() else []
-        subprocess.run([sys.executable, "-m", "avkit", "train", str(src / "experiments" / "configs" / "contrastive.toml"),
-                        "--set", f"manifest={manifest}", "--set", f"out={run}", "--set", f"optim.epochs={epochs}",
-                        "--set", f"eval_every={eval_every}", "--set", f"seed={seed}", *resume],
-                       check=True, env=env, cwd=src)  # fmt: skip
-    result = subprocess.run([sys.executable, "-c", OLD_EVAL, str(run), str(manifest)], check=True, env=env,
-                            capture_output=True, text=True, cwd=src)  # fmt: skip
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    src = old_avkit.checkout(commit, out)
+    overrides = [f"manifest={manifest.resolve()}", f"optim.epochs={epochs}", f"eval_every={eval_every}", f"seed={seed}"]
+    old_avkit.train(src, "contrastive.toml", out / "baseline", overrides)
+    return old_avkit.test_metrics(src, out / "baseline", manifest)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=Path("docs/results.md"), help="Markdown file; its few_voices section is replaced")
     parser.add_argument("--voices", type=int, default=3, help="training voices kept (default 3)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--baseline-commit", default="aa6b09c", help="avkit 0.1 commit for the baseline row ('' skips it)")
+    parser.add_argument("--baseline-commit", default=old_avkit.COMMIT, help="avkit 0.1 commit for the baseline row ('' skips it)")
     parser.add_argument("--quick", action="store_true", help="a few epochs: a smoke run, not the reported numbers")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -120,11 +101,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.baseline_commit:
             rows[f"avkit 0.1 (commit {args.baseline_commit}), unchanged"] = baseline_row(
                 args.baseline_commit, manifest, args.out, epochs, base_cfg.eval_every, args.seed)  # fmt: skip
-        augmented = load_run_config(CONFIGS / "few-voices.toml", [*common, f"out={args.out / 'augmentation'}"])
-        plain = replace(augmented, augment={}, out=str(args.out / "no-augmentation"))
-        for name, cfg in (("this core, no augmentation", plain), ("this core, augmentation", augmented)):
-            result, _ = train_or_reuse(cfg, show_progress=True)
-            rows[name] = test_metrics(result.run_dir, manifest)
+        recipe = load_run_config(CONFIGS / "few-voices.toml", common)
+        head = recipe.model.heads["contrastive"]
+        infonce = replace(recipe, model=replace(recipe.model, heads={"contrastive": {**head, "semantic": False}}),
+                          loss_weights={})  # fmt: skip
+        weight = recipe.loss_weights.get("contrastive", {}).get("semantic", 1.0)
+        for loss, cfg in (("InfoNCE", infonce), (f"InfoNCE + semantic (weight {weight:g})", recipe)):
+            for aug in (False, True):
+                run = replace(cfg, augment=cfg.augment if aug else {},
+                              out=str(args.out / f"{'semantic' if cfg is recipe else 'infonce'}-{'aug' if aug else 'plain'}"))
+                result, _ = train_or_reuse(run, show_progress=True)
+                rows[f"this core, {loss}, {'augmentation' if aug else 'no augmentation'}"] = test_metrics(result.run_dir, manifest)
+        target_row = f"this core, InfoNCE + semantic (weight {weight:g}), augmentation"
     except (AvkitError, subprocess.CalledProcessError) as exc:
         print(f"few_voices: error: {exc}", file=sys.stderr)
         return 2
@@ -135,16 +123,17 @@ def main(argv: list[str] | None = None) -> int:
         f"AV-digits with its training split cut to the {n_train} items of {len(voices)} voices, drawn with seed "
         f"{args.seed}: {', '.join(f'`{v}`' for v in voices)}. Validation (checkpoint choice) and test are the usual "
         "splits: unseen voices, unseen images. Every row trains the same model for the same number of steps "
-        f"({epochs} epochs of one batch); `experiments/configs/few-voices.toml` holds the settings and the "
-        "augmentation. Produced by `python experiments/few_voices.py`."
+        f"({epochs} epochs of one batch); `experiments/configs/few-voices.toml` holds the settings, the "
+        "augmentation and the validation scores that chose them. Produced by `python experiments/few_voices.py`."
         + (" **Quick smoke run: not the reported numbers.**" if args.quick else ""), "",
         "| model | a→i R@1 | a→i mAP | i→a R@1 | i→a mAP |", "| --- | --- | --- | --- | --- |",
     ]  # fmt: skip
     for name, m in rows.items():
         lines.append(f"| {name} | {m[f'{a}_to_{b}/R@1']:.3f} | {m[f'{a}_to_{b}/mAP']:.3f} | "
                      f"{m[f'{b}_to_{a}/R@1']:.3f} | {m[f'{b}_to_{a}/mAP']:.3f} |")  # fmt: skip
-    aug = rows["this core, augmentation"][f"{a}_to_{b}/R@1"]
-    lines += ["", f"Target: a→i R@1 ≥ {TARGET} with augmentation: **{'met' if aug >= TARGET else 'not met'}** ({aug:.3f})."]
+    aug = rows[target_row][f"{a}_to_{b}/R@1"]
+    lines += ["", f"Target: a→i R@1 ≥ {TARGET} with augmentation ({target_row.removeprefix('this core, ')}): "
+              f"**{'met' if aug >= TARGET else 'not met'}** ({aug:.3f})."]
     text = "\n".join(lines)
     update_section(args.results, "few_voices", text)
     atomic_write_json(args.out / "results.json", {"voices": voices, "rows": rows, "epochs": epochs,

@@ -91,10 +91,14 @@ def over_seeds(seeds: range, measure: Any) -> Any:
     return {k: [d[k] for d in draws] for k in draws[0]} if isinstance(draws[0], dict) else draws
 
 
+def _seeds(n: int) -> str:
+    return f"{n} seed{'s' if n != 1 else ''}"
+
+
 def fmt(v: float | list[float]) -> str:
     """A number, or several draws as mean ± standard deviation."""
     if isinstance(v, list):
-        return f"{float(np.mean(v)):.3f} ± {float(np.std(v)):.3f}"
+        return f"{float(np.mean(v)):.3f} ± {float(np.std(v)):.3f}" if len(v) > 1 else f"{v[0]:.3f}"
     return f"{v:.3f}"
 
 
@@ -122,16 +126,16 @@ def main(argv: list[str] | None = None) -> int:
 
         seeds = range(args.seed, args.seed + args.control_seeds)  # controls are random: several draws, mean ± sd
         rows: dict[str, dict] = {"contrastive (InfoNCE)": matching_row(load_model(runs["contrastive"]), manifest)}
-        rows[f"untrained encoders ({len(seeds)} seeds)"] = over_seeds(
+        rows[f"untrained encoders ({_seeds(len(seeds))})"] = over_seeds(
             seeds, lambda: matching_row(create_model(c_cfg.model).eval(), manifest))  # fmt: skip
         test_labels = ManifestDataset(manifest, {}, split="test", label_names=c_cfg.model.labels).labels()
-        rows[f"random embeddings ({len(seeds)} seeds)"] = over_seeds(seeds, lambda: both_ways(
+        rows[f"random embeddings ({_seeds(len(seeds))})"] = over_seeds(seeds, lambda: both_ways(
             *(torch.randn(len(test_labels), c_cfg.model.embed_dim) for _ in range(2)), test_labels))  # fmt: skip
 
         student = load_model(runs["distill"])
         s_tower = student.embedding_towers()[0]
         probes = {"distilled student (pool5)": probe(student, s_tower, manifest),
-                  f"untrained student (pool5, {len(seeds)} seeds)": over_seeds(
+                  f"untrained student (pool5, {_seeds(len(seeds))})": over_seeds(
                       seeds, lambda: probe(create_model(d_cfg.model).eval(), s_tower, manifest))}  # fmt: skip
         distill_eval = evaluate(student, manifest, "test")
         c_summary = json.loads((runs["contrastive"] / "summary.json").read_text())
