@@ -74,17 +74,22 @@ def _cmd_features(args: argparse.Namespace) -> int:
     from avkit.modalities import get_modality
 
     if args.config is not None:
+        from avkit.models import Tower
         from avkit.train import load_run_config
 
         towers = load_run_config(args.config).model.towers
         if args.tower not in towers:
             raise ConfigError(f"{args.config}: no tower {args.tower!r}; towers: {list(towers)}")
-        modality, settings = towers[args.tower].modality or args.tower, towers[args.tower].preprocess
+        tower = Tower(args.tower, towers[args.tower])
+        if tower.frontend is None or tower.pipeline.cache_refusal():
+            raise ConfigError(f"{args.config}: tower {args.tower!r} would not use a feature cache (its encoder takes "
+                              f"{tower.pipeline.encoder_input!r} input); train it from the media")  # fmt: skip
+        modality, pipeline = tower.modality, tower.pipeline
     else:
         modality = "audio"
         settings = {"sample_rate": args.sample_rate, "win_length": args.win, "hop_length": args.hop, "n_fft": args.n_fft,
                     "n_mels": args.n_mels, "top_db": None if args.top_db <= 0 else args.top_db}  # fmt: skip
-    pipeline = get_modality(modality).make_pipeline(settings)
+        pipeline = get_modality(modality).make_pipeline(settings)
     summary = compute_features(args.manifest, args.out, pipeline, show_progress=True, strict=args.strict)
     print(f"wrote {summary['count']} {modality} features of shape {summary['shape']} (longest) to {args.out}")
     for item in summary["skipped"]:
@@ -164,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("manifest", type=Path, help="manifest.jsonl")
     p.add_argument("--modalities", default="audio,image", help="comma-separated path fields required (default audio,image)")
-    p.add_argument("--no-decode", action="store_true", help="check that files exist, without decoding them")
+    p.add_argument("--no-decode", action="store_true",
+                   help="check that files exist, without decoding them (files with boxes are still decoded, to check the boxes)")  # fmt: skip
     p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser(

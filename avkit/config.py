@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from collections.abc import Sequence
@@ -72,6 +73,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 value = json.loads(text)
             except json.JSONDecodeError:
                 value = [v.strip() for v in text.removeprefix("[").removesuffix("]").split(",") if v.strip()]
+            if not isinstance(value, list):  # one value: a list of one
+                value = [text]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
         args = typing.get_args(tp)
@@ -139,6 +142,15 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
     """Defaults of ``cls``, updated by the file at ``path`` (if any), then by ``overrides``."""
     data = read_config_file(path) if path is not None else {}
     return from_dict(cls, apply_overrides(data, overrides))
+
+
+def require_finite(cfg: Any) -> None:
+    """ConfigError naming the field if a number of dataclass ``cfg`` (or of a list field) is NaN or infinite."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            raise ConfigError(f"{f.name}: must be finite, got {value!r}")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -56,6 +56,10 @@ BASELINE = "avkit 0.1"
 TARGET_R1, TARGET_SECONDS = 0.95, 150.0
 
 
+class RecipeError(RuntimeError):
+    """A recipe's training process failed."""
+
+
 def test_r1(run: Path, checkpoint: str, manifest: Path) -> float:
     model = load_model(run / "checkpoints" / f"{checkpoint}.safetensors")
     ds = ManifestDataset(manifest, model.pipelines(), split="test", label_names=model.config.labels)
@@ -78,8 +82,10 @@ def run_recipe(name: str, manifest: Path, out: Path, cache: Path, threads: int, 
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     with (out / "console.log").open("w") as console:
-        subprocess.run([sys.executable, "-m", "avkit", "train", str(config), *[a for o in overrides for a in ("--set", o)]],
-                       check=True, stdout=console, stderr=console)  # fmt: skip
+        done = subprocess.run([sys.executable, "-m", "avkit", "train", str(config), *[a for o in overrides for a in ("--set", o)]],
+                              stdout=console, stderr=console)  # fmt: skip
+    if done.returncode != 0:
+        raise RecipeError(f"recipe {name} failed to train (exit {done.returncode}); see {out / 'console.log'}")
     summary = json.loads((out / "summary.json").read_text())
     evals = [json.loads(r) for r in (out / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in evals if r["kind"] == "eval"]
@@ -92,7 +98,7 @@ def run_recipe(name: str, manifest: Path, out: Path, cache: Path, threads: int, 
 
 def run_baseline(commit: str, manifest: Path, out: Path) -> dict:
     """avkit 0.1's contrastive recipe, trained and tested by its own code."""
-    src = old_avkit.checkout(commit, out.parent)
+    src = old_avkit.checkout(commit)
     shutil.rmtree(out, ignore_errors=True)
     summary = old_avkit.train(src, "contrastive.toml", out, [f"manifest={manifest.resolve()}"])
     metrics = old_avkit.test_metrics(src, out, manifest)
@@ -117,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, help="save the curves here (PNG)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     args = parser.parse_args(argv)
+    if args.repeats < 1 or args.threads < 1:
+        parser.error("--repeats and --threads must be at least 1")
     torch.set_num_threads(args.threads)
     manifest = args.data / "manifest.jsonl"
     if not manifest.is_file():
@@ -124,19 +132,33 @@ def main(argv: list[str] | None = None) -> int:
     names = [*args.recipes, *([BASELINE] if args.baseline_commit else [])]
     rounds: dict[str, list[dict]] = {name: [] for name in names}
     curves: dict[str, list] = {}
-    for i in range(args.repeats):
-        for name in names:
-            print(f"round {i + 1}/{args.repeats}: {name}", file=sys.stderr)
-            if name == BASELINE:
-                rounds[name].append(run_baseline(args.baseline_commit, manifest, args.out / "baseline"))
-                continue
-            numbers, points = run_recipe(name, manifest, args.out / name, args.out / "logmel.safetensors", args.threads, i == 0)
-            rounds[name].append(numbers)
-            curves.setdefault(name, points)
-        atomic_write_json(args.out / "results.json", {"rounds": rounds, "curves": curves})
+    try:
+        for i in range(args.repeats):
+            run_round(i, args, names, manifest, rounds, curves)
+    except (old_avkit.BaselineError, RecipeError) as exc:
+        print(f"time_to_quality: error: {exc}", file=sys.stderr)
+        return 2
+    report(args, rounds, curves)
+    return 0
 
+
+def run_round(i: int, args: argparse.Namespace, names: list[str], manifest: Path, rounds: dict, curves: dict) -> None:
+    """Every recipe once, in turn; the numbers so far are saved after the round."""
+    for name in names:
+        print(f"round {i + 1}/{args.repeats}: {name}", file=sys.stderr)
+        if name == BASELINE:
+            rounds[name].append(run_baseline(args.baseline_commit, manifest, args.out / "baseline"))
+            continue
+        numbers, points = run_recipe(name, manifest, args.out / name, args.out / "logmel.safetensors", args.threads, i == 0)
+        rounds[name].append(numbers)
+        curves.setdefault(name, points)
+    atomic_write_json(args.out / "results.json", {"rounds": rounds, "curves": curves})
+
+
+def report(args: argparse.Namespace, rounds: dict, curves: dict) -> None:
+    """Print the table and the curve; save the plot."""
     base = rounds.get(BASELINE)
-    print(f"time to quality: contrastive audio<->image on AV-digits; torch {torch.__version__}, {torch.get_num_threads()} "
+    print(f"time to quality: contrastive audio<->image on AV-digits; torch {torch.__version__}, {args.threads} "
           f"threads, {platform.machine()}; {args.repeats} rounds, times as median (min-max)\n")
     print("| recipe | epochs | training s | loop s | loop / avkit 0.1 | best epoch (on val) | test a→i R@1 | cache build s | target |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")

@@ -23,9 +23,9 @@ reverse direction, from the checkpoint chosen on validation.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import random
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -69,7 +69,7 @@ def test_metrics(run: Path, manifest: Path) -> dict[str, float]:
 
 def baseline_row(commit: str, manifest: Path, out: Path, epochs: int, eval_every: int, seed: int) -> dict[str, float]:
     """Train and test with avkit at ``commit`` (a git worktree beside the runs), in its own processes."""
-    src = old_avkit.checkout(commit, out)
+    src = old_avkit.checkout(commit)
     overrides = [f"manifest={manifest.resolve()}", f"optim.epochs={epochs}", f"eval_every={eval_every}", f"seed={seed}"]
     old_avkit.train(src, "contrastive.toml", out / "baseline", overrides)
     return old_avkit.test_metrics(src, out / "baseline", manifest)
@@ -91,6 +91,13 @@ def main(argv: list[str] | None = None) -> int:
         source = args.data / "manifest.jsonl"
         if not source.is_file():
             build_digits(args.data, DigitsConfig(seed=args.seed), show_progress=True)
+        setting = {"voices": args.voices, "seed": args.seed, "quick": args.quick, "data": str(source.resolve())}
+        recorded = args.out / "setting.json"
+        if recorded.is_file() and json.loads(recorded.read_text()) != setting:
+            raise AvkitError(f"{args.out} holds runs of another setting ({recorded.read_text().strip()}); "
+                             "choose another --out, or delete it")  # fmt: skip
+        args.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(recorded, setting)
         manifest = args.out / "manifest.jsonl"
         voices = few_voice_manifest(source, manifest, args.voices, args.seed)
         n_train = len(read_manifest(manifest).split("train"))
@@ -113,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                 result, _ = train_or_reuse(run, show_progress=True)
                 rows[f"this core, {loss}, {'augmentation' if aug else 'no augmentation'}"] = test_metrics(result.run_dir, manifest)
         target_row = f"this core, InfoNCE + semantic (weight {weight:g}), augmentation"
-    except (AvkitError, subprocess.CalledProcessError) as exc:
+    except (AvkitError, old_avkit.BaselineError) as exc:
         print(f"few_voices: error: {exc}", file=sys.stderr)
         return 2
 

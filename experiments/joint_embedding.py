@@ -177,8 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     lines += [f"| linear probe accuracy, {k}, trained on seen voices, tested on unseen | {fmt(v)} |" for k, v in probes.items()]
     lines += [f"| {k} (test) | {fmt(v)} |" for k, v in distill_eval.items() if k != "score"]
     lines += ["", "The student never sees an audio label; labels are used only by the probe and for reporting. "
-              "Controls (untrained networks, random embeddings) are random draws: mean ± standard deviation over "
-              f"{args.control_seeds} seeds.", ""]
+              "Controls (untrained networks, random embeddings) are random draws"
+              + (f": mean ± standard deviation over {args.control_seeds} seeds." if args.control_seeds > 1 else
+                 " (one seed here; the default is 5)."), ""]  # fmt: skip
     text = "\n".join(lines)
     update_section(args.results, "joint_embedding", text)
     atomic_write_json(args.out / "results.json", {"retrieval": rows, "probe": probes, "distill": distill_eval,

@@ -74,3 +74,31 @@ def test_a_tower_checks_the_modality_offers_its_encoder_and_adds_the_front_end_i
 def test_the_two_forms_of_a_modality_are_checked_when_registered():
     with pytest.raises(ConfigError, match="give either load and preprocess, or settings and pipeline"):
         register_modality(Modality("tmp_mod", encoders=("image_resnet",)))
+    from dataclasses import dataclass
+
+    from avkit.modalities import Pipeline
+
+    @dataclass
+    class Settings:
+        size: int = 8
+
+    class BoxedPipeline(Pipeline):  # takes boxes, but cannot tell whether they fit its items
+        takes_boxes = True
+
+        def __init__(self, settings: Settings, augment: None = None) -> None: ...
+
+    with pytest.raises(ConfigError, match="tmp_mod'.*takes boxes, so it must define check_boxes"):
+        register_modality(Modality("tmp_mod", settings=Settings, pipeline=BoxedPipeline, encoders=("image_resnet",)))
+    assert "tmp_mod" not in list_modalities()
+
+
+@pytest.mark.parametrize(("modality", "settings", "augment", "field"), [
+    ("audio", {"seconds": "nan"}, None, "seconds"),
+    ("audio", {}, {"shift_seconds": "nan"}, "shift_seconds"),
+    ("audio", {}, {"gain_db": ["-inf", 3]}, "gain_db"),
+    ("image", {}, {"crop_ratio": [1, "inf"]}, "crop_ratio"),
+    ("image", {}, {"rotate_degrees": "nan"}, "rotate_degrees"),
+])  # fmt: skip
+def test_settings_and_augmentation_must_be_finite(modality, settings, augment, field):
+    with pytest.raises(ConfigError, match=rf"{field}: must be finite"):
+        get_modality(modality).make_pipeline(settings, augment)

@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 
 import avkit
 from avkit.cli import main
-from avkit.config import from_dict
+from avkit.config import from_dict, to_dict
 from avkit.data.dataset import ManifestDataset
 from avkit.errors import ArtifactError, ConfigError
 from avkit.models import create_model, load_checkpoint, load_model, save_checkpoint
@@ -170,3 +170,37 @@ def test_list_overrides_take_json_or_bare_words():
     cfg = load_run_config(ROOT / "experiments" / "configs" / "contrastive.toml",
                           ["model.labels=[a,b]", "augment.audio.gain_db=[-6, 6]", "model.init={}"])  # fmt: skip
     assert cfg.model.labels == ["a", "b"] and cfg.augment["audio"]["gain_db"] == [-6, 6] and cfg.model.init == {}
+    assert load_run_config(None, ["model.labels=7"]).model.labels == ["7"]  # one value: a list of one
+    assert load_run_config(None, ["model.labels=a,b"]).model.labels == ["a", "b"]
+
+
+def test_a_missing_validation_target_is_refused_before_the_training_split_is_decoded(small_digits, tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    shutil.copytree(small_digits, data)
+    lines = [json.loads(x) for x in (small_digits / "manifest.jsonl").read_text().splitlines()]
+    next(x for x in lines if x["split"] == "val").pop("label")
+    (data / "manifest.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+    def no_decoding(*args: object) -> None:
+        raise AssertionError("the data was decoded before the targets were checked")
+
+    monkeypatch.setattr(ManifestDataset, "_load_all", no_decoding)
+    cfg = _cfg(data, tmp_path / "run", **{"model.heads": {"classify": {"tower": "image"}, "contrastive": {}},
+                                          "data.in_memory": True})  # fmt: skip
+    with pytest.raises(ConfigError, match=r"head 'classify' needs the manifest field 'label' .* of split 'val'"):
+        train(cfg)
+
+
+def test_resume_without_the_recorded_config_says_the_run_is_incomplete(trained_run, small_digits, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    (run / "config.json").unlink()
+    with pytest.raises(ConfigError, match=r"--resume: .*config.json is missing"):
+        train(_cfg(small_digits, run), resume=True)
+
+
+def test_the_few_voices_model_is_the_shipped_contrastive_model_with_its_shared_classifier_on():
+    few = to_dict(load_run_config(ROOT / "experiments" / "configs" / "few-voices.toml").model)
+    base = to_dict(load_run_config(ROOT / "experiments" / "configs" / "contrastive.toml").model)
+    assert few["heads"]["contrastive"].pop("semantic") is True and base["heads"]["contrastive"].pop("semantic") is False
+    assert few == base

@@ -252,3 +252,13 @@ def test_in_memory_data_finds_bad_boxes_before_the_first_step(tmp_path, caplog):
     assert ds.ids == ["sq"] and ds.skipped[0][0] == "out" and "m.jsonl:2" in ds.skipped[0][1]
     with pytest.raises(ManifestError, match=r"m.jsonl:2: .*box 0 \[30.0, 20.0, 170.0, 50.0\] lies outside the 96x96"):
         ManifestDataset(manifest, pipes, split="train", in_memory=True, strict=True)
+
+
+def test_avkit_features_refuses_a_tower_that_would_not_read_the_cache(small_digits, tmp_path, capsys):
+    cfg = tiny_config(small_digits / "manifest.jsonl", tmp_path / "run",
+                      **{"model.towers.audio.encoder": {"name": "soundnet", "width_mult": 0.125}})  # fmt: skip
+    config = write_config(tmp_path / "c.json", cfg)
+    out = tmp_path / "logmel.safetensors"
+    assert main(["features", str(small_digits / "manifest.jsonl"), "--out", str(out), "--config", str(config)]) == 2
+    assert "tower 'audio' would not use a feature cache (its encoder takes 'waveform' input)" in capsys.readouterr().err
+    assert not out.exists()

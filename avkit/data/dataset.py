@@ -240,19 +240,36 @@ class ManifestDataset(Dataset):
     def require_targets(self, who: str, targets: Iterable[str]) -> None:
         """Raise ConfigError, naming ``who`` and the field, unless every record has each target."""
         where = f"split {self.split!r} of {self.manifest.path}" if self.split else str(self.manifest.path)
-        for target in targets:
-            if target == "label":
-                missing = sum(r.label is None or r.label not in self._label_index for r in self.records)
-            elif target == "boxes":
-                if not any(p.takes_boxes for p in self.pipelines.values()):
-                    raise ConfigError(f"{who} needs boxes, but no tower reads a modality that takes them "
-                                      f"(towers: {sorted(self.pipelines)})")  # fmt: skip
-                missing = sum(not r.boxes for r in self.records)
-            else:
-                missing = sum(math.isnan(_number(r.extra.get(target))) for r in self.records)
-            if missing:
-                raise ConfigError(f"{who} needs the manifest field {target!r} on every item, but {missing} of "
-                                  f"{len(self.records)} items of {where} lack it")  # fmt: skip
+        check_targets(self.records, self.pipelines, self.label_names, who, targets, where)
+
+
+def check_targets(
+    records: Sequence[Record],
+    pipelines: Mapping[str, Pipeline],
+    label_names: Sequence[str],
+    who: str,
+    targets: Iterable[str],
+    where: str,
+) -> None:
+    """Raise ConfigError, naming ``who``, the field and ``where``, unless every record has each target.
+
+    Reads only the manifest records: nothing is decoded. ``label`` must be one of ``label_names``;
+    ``boxes`` needs a pipeline that takes boxes; any other target is a numeric manifest field.
+    """
+    for target in targets:
+        if target == "label":
+            known = set(label_names)
+            missing = sum(r.label is None or r.label not in known for r in records)
+        elif target == "boxes":
+            if not any(p.takes_boxes for p in pipelines.values()):
+                raise ConfigError(f"{who} needs boxes, but no tower reads a modality that takes them "
+                                  f"(towers: {sorted(pipelines)})")  # fmt: skip
+            missing = sum(not r.boxes for r in records)
+        else:
+            missing = sum(math.isnan(_number(r.extra.get(target))) for r in records)
+        if missing:
+            raise ConfigError(f"{who} needs the manifest field {target!r} on every item, but {missing} of "
+                              f"{len(records)} items of {where} lack it")  # fmt: skip
 
 
 def _number(value: Any) -> float:

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from avkit.audio.augment import SpecAugment, add_noise, change_speed, crop_or_pad, random_shift
 from avkit.audio.io import AUDIO_EXPECTED, load_audio
 from avkit.audio.transforms import LogMelSpectrogram
+from avkit.config import require_finite
 from avkit.errors import ConfigError
 from avkit.modalities.base import Modality, Pipeline, register_modality
 
@@ -45,6 +46,7 @@ class AudioSettings:
     top_db: float | None = 80.0
 
     def __post_init__(self) -> None:
+        require_finite(self)
         if self.sample_rate <= 0 or (self.seconds is not None and self.seconds <= 0):
             raise ConfigError(f"audio settings: sample_rate and seconds must be positive, got {self.sample_rate}, {self.seconds}")
         if not 0 < self.win_length <= self.n_fft or self.hop_length <= 0:
@@ -85,6 +87,7 @@ class AudioAugment:
     freq_mask_bins: int = 0
 
     def __post_init__(self) -> None:
+        require_finite(self)
         if any(f <= 0 for f in self.speed):
             raise ConfigError(f"speed: factors must be positive, got {self.speed}")
         for name in ("gain_db", "noise_snr_db"):

@@ -67,8 +67,8 @@ class Pipeline:
 
     def check_boxes(self, raw: Any, boxes: Tensor) -> None:
         """Raise TargetError unless every box ``(N, 4)`` (pixels of ``raw``) lies inside ``raw``.
-        Only pipelines that take boxes implement it."""
-        raise NotImplementedError(f"the {self.modality} modality does not take boxes")
+        Every pipeline that takes boxes implements it (:func:`register_modality` checks)."""
+        raise ConfigError(f"the {self.modality} modality does not check boxes (its pipeline lacks check_boxes)")
 
     def load_tensor(self, path: str | Path) -> Tensor:
         """One file, preprocessed for evaluation. Raises MediaError naming ``path``."""
@@ -208,6 +208,9 @@ def register_modality(modality: Modality, *, replace: bool = False) -> Modality:
         raise ConfigError(f"modality {modality.name!r}: give either load and preprocess, or settings and pipeline")
     if modality.pipeline is not None and modality.settings is None:
         raise ConfigError(f"modality {modality.name!r}: a pipeline needs a settings dataclass")
+    pipe = modality.pipeline
+    if isinstance(pipe, type) and pipe.takes_boxes and pipe.check_boxes is Pipeline.check_boxes:
+        raise ConfigError(f"modality {modality.name!r}: its pipeline takes boxes, so it must define check_boxes")
     for cls in (modality.settings, modality.augment):
         if cls is not None and not dataclasses.is_dataclass(cls):
             raise ConfigError(f"modality {modality.name!r}: {cls!r} must be a dataclass")

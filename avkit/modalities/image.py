@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
+from avkit.config import require_finite
 from avkit.errors import ConfigError, TargetError
 from avkit.modalities.base import Modality, Pipeline, register_modality
 from avkit.vision.augment import jitter, random_affine, random_resized_crop, transform_boxes, warp
@@ -36,6 +37,7 @@ class ImageSettings:
     std: tuple[float, float, float] = DIGITS_STD
 
     def __post_init__(self) -> None:
+        require_finite(self)
         if self.size < 1:
             raise ConfigError(f"image settings: size must be positive, got {self.size}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
@@ -65,6 +67,7 @@ class ImageAugment:
     contrast: float = 0.0
 
     def __post_init__(self) -> None:
+        require_finite(self)
         for name in ("crop_area", "crop_ratio", "scale"):
             span = getattr(self, name)
             if len(span) != 2 or not 0 < span[0] <= span[1]:

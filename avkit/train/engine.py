@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from avkit.config import to_dict
 from avkit.data.batch import Batch
-from avkit.data.dataset import ManifestDataset, make_loader, sequential_batches
+from avkit.data.dataset import ManifestDataset, check_targets, make_loader, sequential_batches
 from avkit.data.manifest import read_manifest
 from avkit.errors import AvkitError, ConfigError
 from avkit.fileio import atomic_write_json, atomic_write_text
@@ -119,6 +119,9 @@ class _Run:
                               "Retrain into a new directory with a config from experiments/configs/")  # fmt: skip
         if resume and not last.is_file():
             raise ConfigError(f"--resume: {last} does not exist; nothing to resume (start without --resume)")
+        if resume and not recorded.is_file():
+            raise ConfigError(f"--resume: {recorded} is missing, so the run cannot be checked against this config; "
+                              "the run directory is incomplete (train into a new out)")  # fmt: skip
         if not resume and last.is_file():
             raise ConfigError(f"{self.dir} already has a run; pass --resume to continue it, or choose another out")
         if cfg.threads:
@@ -139,11 +142,15 @@ class _Run:
         if self.select.partition("/")[0] not in self.model.heads:
             raise ConfigError(f"select: {self.select!r} must be HEAD/METRIC with HEAD one of {list(self.model.heads)}")
 
+        train_pipes = self.model.pipelines(cfg.augment, train=True)
+        evaluated = [s for s in (cfg.data.train_split, cfg.data.val_split) if manifest.split(s)]
+        for split in evaluated:  # every split a head reads must carry its targets: checked before decoding any
+            for head, targets in self.model.targets().items():
+                check_targets(manifest.split(split), train_pipes, cfg.model.labels, f"head {head!r}", targets,
+                              f"split {split!r} of {manifest.path}")  # fmt: skip
         load = dict(label_names=cfg.model.labels, fields=sorted({f for t in self.model.targets().values() for f in t}),
                     seed=cfg.seed, in_memory=cfg.data.in_memory, feature_caches=cfg.data.feature_cache,
-                    strict=cfg.data.strict, show_progress=self.show_progress,
-                    require={f"head {head!r}": targets for head, targets in self.model.targets().items()})  # fmt: skip
-        train_pipes = self.model.pipelines(cfg.augment, train=True)
+                    strict=cfg.data.strict, show_progress=self.show_progress)  # fmt: skip
         self.train_ds = ManifestDataset(manifest, train_pipes, split=cfg.data.train_split, train=True, **load)
         self.val_ds = (ManifestDataset(manifest, self.model.pipelines(), split=cfg.data.val_split, **load)
                        if manifest.split(cfg.data.val_split) else None)  # fmt: skip
