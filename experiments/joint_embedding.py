@@ -70,16 +70,22 @@ def matching_row(model: AVModel, manifest: Path) -> dict[str, float]:
             for k in ("R@1", "R@5", "R@10", "mAP", "median_rank")}  # fmt: skip
 
 
-def pool5(model: AVModel, tower: str, manifest: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+def probe_data(model: AVModel, tower: str, manifest: Path) -> dict[str, ManifestDataset]:
+    """The train and test splits as ``tower`` reads them, decoded once (every probe of this tower's config reuses them)."""
+    return {split: ManifestDataset(manifest, {tower: model.towers[tower].pipeline}, split=split,
+                                   label_names=model.config.labels, in_memory=True) for split in ("train", "test")}  # fmt: skip
+
+
+def pool5(model: AVModel, tower: str, ds: ManifestDataset) -> tuple[np.ndarray, np.ndarray]:
     """SoundNet pool5 features (mean and max over time) and labels of a split."""
-    ds = ManifestDataset(manifest, {tower: model.towers[tower].pipeline}, split=split, label_names=model.config.labels)
     feats, ids, _ = map_batches(ds, lambda b: summarise_map(model.tower_output(tower, b).intermediates["pool5"]).cpu())
     labels = dict(zip(ds.ids, ds.labels().tolist()))
     return feats.numpy(), np.array([labels[i] for i in ids])
 
 
-def probe(model: AVModel, tower: str, manifest: Path) -> float:
-    return linear_probe(*pool5(model, tower, manifest, "train"), *pool5(model, tower, manifest, "test"))
+def probe(model: AVModel, tower: str, data: dict[str, ManifestDataset]) -> float:
+    """Linear-probe accuracy: trained on the train split's pool5 (seen voices), tested on the test split's."""
+    return linear_probe(*pool5(model, tower, data["train"]), *pool5(model, tower, data["test"]))
 
 
 def over_seeds(seeds: range, measure: Any) -> Any:
@@ -134,9 +140,10 @@ def main(argv: list[str] | None = None) -> int:
 
         student = load_model(runs["distill"])
         s_tower = student.embedding_towers()[0]
-        probes = {"distilled student (pool5)": probe(student, s_tower, manifest),
+        data = probe_data(student, s_tower, manifest)
+        probes = {"distilled student (pool5)": probe(student, s_tower, data),
                   f"untrained student (pool5, {_seeds(len(seeds))})": over_seeds(
-                      seeds, lambda: probe(create_model(d_cfg.model).eval(), s_tower, manifest))}  # fmt: skip
+                      seeds, lambda: probe(create_model(d_cfg.model).eval(), s_tower, data))}  # fmt: skip
         distill_eval = evaluate(student, manifest, "test")
         c_summary = json.loads((runs["contrastive"] / "summary.json").read_text())
     except AvkitError as exc:
