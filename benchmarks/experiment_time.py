@@ -18,7 +18,6 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,15 +27,12 @@ sys.path.insert(0, str(ROOT / "experiments"))
 import old_avkit  # noqa: E402  (experiments/old_avkit.py)
 
 
-def timed(cmd: list[str], cwd: Path, env: dict[str, str], out: Path) -> float:
-    """Seconds ``cmd`` took, its output in ``out/console.log``; an error names that log."""
+def timed(what: str, cmd: list[str], cwd: Path, env: dict[str, str], out: Path) -> float:
+    """Seconds ``cmd`` took, run into the emptied folder ``out`` (its output in ``out/console.log``)."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     started = time.perf_counter()
-    with (out / "console.log").open("w") as console:
-        done = subprocess.run(cmd, cwd=cwd, env=env, stdout=console, stderr=console)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:2])} failed (exit {done.returncode}); see {out / 'console.log'}")
+    old_avkit.run_logged(what, cmd, out / "console.log", cwd, env)
     return time.perf_counter() - started
 
 
@@ -58,9 +54,9 @@ def main(argv: list[str] | None = None) -> int:
             for name, cwd, env in (("avkit 0.1", src, {**os.environ, "PYTHONPATH": str(src)}), ("this avkit", ROOT, dict(os.environ))):
                 out = (args.out / name.replace(" ", "-")).resolve()
                 print(f"round {i + 1}/{args.rounds}: {name}", file=sys.stderr)
-                times[name].append(timed([sys.executable, script, "--data", str(data), "--out", str(out),
+                times[name].append(timed(f"{name}'s {script}", [sys.executable, script, "--data", str(data), "--out", str(out),
                                           "--results", str(out / "results.md")], cwd, env, out))  # fmt: skip
-    except (RuntimeError, old_avkit.BaselineError) as exc:
+    except old_avkit.RunError as exc:
         print(f"experiment_time: error: {exc}", file=sys.stderr)
         return 2
     ratios = [new / old for new, old in zip(times["this avkit"], times["avkit 0.1"])]

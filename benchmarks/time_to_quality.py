@@ -32,7 +32,6 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -56,10 +55,6 @@ BASELINE = "avkit 0.1"
 TARGET_R1, TARGET_SECONDS = 0.95, 150.0
 
 
-class RecipeError(RuntimeError):
-    """A recipe's training process failed."""
-
-
 def test_r1(run: Path, checkpoint: str, manifest: Path) -> float:
     model = load_model(run / "checkpoints" / f"{checkpoint}.safetensors")
     ds = ManifestDataset(manifest, model.pipelines(), split="test", label_names=model.config.labels)
@@ -81,11 +76,8 @@ def run_recipe(name: str, manifest: Path, out: Path, cache: Path, threads: int, 
         overrides.append(f"data.feature_cache.audio={cache}")
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    with (out / "console.log").open("w") as console:
-        done = subprocess.run([sys.executable, "-m", "avkit", "train", str(config), *[a for o in overrides for a in ("--set", o)]],
-                              stdout=console, stderr=console)  # fmt: skip
-    if done.returncode != 0:
-        raise RecipeError(f"recipe {name} failed to train (exit {done.returncode}); see {out / 'console.log'}")
+    old_avkit.run_logged(f"recipe {name}", [sys.executable, "-m", "avkit", "train", str(config),
+                         *[a for o in overrides for a in ("--set", o)]], out / "console.log")  # fmt: skip
     summary = json.loads((out / "summary.json").read_text())
     evals = [json.loads(r) for r in (out / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in evals if r["kind"] == "eval"]
@@ -135,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for i in range(args.repeats):
             run_round(i, args, names, manifest, rounds, curves)
-    except (old_avkit.BaselineError, RecipeError) as exc:
+    except old_avkit.RunError as exc:
         print(f"time_to_quality: error: {exc}", file=sys.stderr)
         return 2
     report(args, rounds, curves)

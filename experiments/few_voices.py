@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                 result, _ = train_or_reuse(run, show_progress=True)
                 rows[f"this core, {loss}, {'augmentation' if aug else 'no augmentation'}"] = test_metrics(result.run_dir, manifest)
         target_row = f"this core, InfoNCE + semantic (weight {weight:g}), augmentation"
-    except (AvkitError, old_avkit.BaselineError) as exc:
+    except (AvkitError, old_avkit.RunError) as exc:
         print(f"few_voices: error: {exc}", file=sys.stderr)
         return 2
 

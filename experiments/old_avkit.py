@@ -34,8 +34,20 @@ _EVAL = textwrap.dedent("""
 """)
 
 
-class BaselineError(RuntimeError):
+class RunError(RuntimeError):
+    """A process of a baseline or benchmark failed; the message says where its output is."""
+
+
+class BaselineError(RunError):
     """avkit 0.1 could not be checked out, trained or evaluated."""
+
+
+def run_logged(what: str, cmd: list[str], log: Path, cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
+    """Run ``cmd`` with its output appended to ``log``; RunError naming ``what`` and the log if it fails."""
+    with log.open("a") as console:
+        done = subprocess.run(cmd, cwd=cwd, env=env, stdout=console, stderr=console)
+    if done.returncode != 0:
+        raise RunError(f"{what} failed (exit {done.returncode}); see {log}")
 
 
 #: Where the worktrees go (``runs/`` is not tracked).
@@ -77,11 +89,10 @@ def train(src: Path, config: str, out: Path, overrides: list[str]) -> dict[str, 
     recorded.write_text(json.dumps(settings))
     resume = ["--resume"] if (out / "checkpoints" / "last.safetensors").is_file() else []
     sets = [arg for o in [*overrides, f"out={out}"] for arg in ("--set", o)]
-    with (out / "console.log").open("a") as console:
-        done = subprocess.run([sys.executable, "-m", "avkit", "train", str(src / "experiments" / "configs" / config),
-                               *sets, *resume], env=_env(src), cwd=src, stdout=console, stderr=console)  # fmt: skip
-    if done.returncode != 0 or not (out / "summary.json").is_file():
-        raise BaselineError(f"avkit at {src} failed to train {config} (exit {done.returncode}); see {out / 'console.log'}")
+    run_logged(f"avkit at {src} training {config}", [sys.executable, "-m", "avkit", "train",
+               str(src / "experiments" / "configs" / config), *sets, *resume], out / "console.log", src, _env(src))  # fmt: skip
+    if not (out / "summary.json").is_file():
+        raise BaselineError(f"avkit at {src} trained {config} but wrote no summary.json; see {out / 'console.log'}")
     return json.loads((out / "summary.json").read_text())
 
 

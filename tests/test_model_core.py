@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 import avkit
 from avkit.cli import main
 from avkit.config import from_dict, to_dict
-from avkit.data.dataset import ManifestDataset
+from avkit.data.dataset import ManifestDataset, check_targets
 from avkit.errors import ArtifactError, ConfigError
 from avkit.models import create_model, load_checkpoint, load_model, save_checkpoint
 from avkit.train import RunConfig, load_run_config, train
@@ -148,7 +148,8 @@ def test_every_split_that_is_evaluated_must_carry_the_heads_targets(small_digits
     audio_only = create_model({"towers": {"audio": {"encoder": {"width": 4}}}, "heads": {"classify": {}},
                                "labels": ["0", "1"]}).pipelines()  # fmt: skip
     with pytest.raises(ConfigError, match=r"head 'localize' needs boxes, but no tower reads a modality that takes them"):
-        ManifestDataset(small_digits / "manifest.jsonl", audio_only, split="train", require={"head 'localize'": ("boxes",)})
+        check_targets(ManifestDataset(small_digits / "manifest.jsonl", audio_only, split="train").records, audio_only,
+                      ["0", "1"], "head 'localize'", ("boxes",), "split 'train'")  # fmt: skip
 
 
 def test_select_names_a_head_of_the_model_before_training(small_digits, tmp_path):

@@ -76,8 +76,9 @@ class ManifestDataset(Dataset):
         in_memory: decode every item once, up front.
         feature_caches: tower name -> feature cache path, used when it fits the tower's pipeline.
         strict: raise on the first bad item instead of skipping it (up front with ``in_memory``).
-        require: who (``"head 'localize'"``) -> the targets it needs on every item; checked
-            first, before anything is decoded (:meth:`require_targets`).
+
+    Whether the records carry what a head needs is :func:`check_targets`' business (the engine
+    calls it for every split it reads, before building any dataset).
     """
 
     def __init__(
@@ -93,7 +94,6 @@ class ManifestDataset(Dataset):
         feature_caches: Mapping[str, str | Path] | None = None,
         strict: bool = False,
         show_progress: bool = False,
-        require: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.pipelines = dict(pipelines)
         modalities = sorted({p.modality for p in self.pipelines.values()})
@@ -105,8 +105,6 @@ class ManifestDataset(Dataset):
         self.label_names = list(label_names) if label_names is not None else self.manifest.labels()
         self._label_index = {name: i for i, name in enumerate(self.label_names)}
         self.fields = [f for f in fields if f not in BUILTIN_TARGETS]
-        for who, targets in (require or {}).items():
-            self.require_targets(who, targets)
         self.caches = self._usable_caches(feature_caches or {})
         self.skipped: list[tuple[str, str]] = []
         self._raw: list[dict[str, Any]] | None = None
@@ -235,12 +233,6 @@ class ManifestDataset(Dataset):
             fields={f: torch.tensor([it["fields"][f] for it in good], dtype=torch.float32) for f in self.fields},
             skipped=skipped,
         )  # fmt: skip
-
-    # -- targets -------------------------------------------------------------------------------
-    def require_targets(self, who: str, targets: Iterable[str]) -> None:
-        """Raise ConfigError, naming ``who`` and the field, unless every record has each target."""
-        where = f"split {self.split!r} of {self.manifest.path}" if self.split else str(self.manifest.path)
-        check_targets(self.records, self.pipelines, self.label_names, who, targets, where)
 
 
 def check_targets(

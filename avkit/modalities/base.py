@@ -161,20 +161,20 @@ class Modality:
 
     def parse_settings(self, values: Mapping[str, Any] | None = None) -> Any:
         """This modality's preprocessing settings from a config table (defaults for missing keys)."""
-        return self._parse(self.settings, values, "preprocess")
+        return self._parse(self.settings, values, "preprocess", prefix="preprocess.")
 
     def parse_augment(self, values: Mapping[str, Any] | None = None) -> Any:
         """This modality's augmentation settings from a config table; None for an empty table."""
         if not values:
             return None
-        return self._parse(self.augment, values, "augment", prefix="")
+        return self._parse(self.augment, values, "augment")  # errors name the field; the tower adds augment.TOWER
 
-    def _parse(self, cls: type | None, values: Mapping[str, Any] | None, what: str, prefix: str | None = None) -> Any:
+    def _parse(self, cls: type | None, values: Mapping[str, Any] | None, what: str, prefix: str = "") -> Any:
         if cls is None:
             if values:
                 raise ConfigError(f"modality {self.name!r} takes no {what} settings, got {sorted(values)}")
             return None
-        return from_dict(cls, dict(values or {}), prefix=f"{what}." if prefix is None else prefix)
+        return from_dict(cls, dict(values or {}), prefix=prefix)
 
     def make_pipeline(self, settings: Mapping[str, Any] | None = None, augment: Mapping[str, Any] | None = None) -> Pipeline:
         """The pipeline for a tower's ``settings`` and a run's ``augment`` table (None: evaluation)."""

@@ -74,9 +74,11 @@ class ImageAugment:
                 raise ConfigError(f"{name}: a range [low, high] with 0 < low <= high, got {list(span)}")
         if self.crop_area[1] > 1:
             raise ConfigError(f"crop_area: fractions of the image, at most 1, got {list(self.crop_area)}")
-        for name, high in (("translate", 1.0), ("hflip", 1.0), ("brightness", 1.0), ("contrast", 1.0)):
-            if not 0 <= getattr(self, name) <= high - (name != "hflip") * 1e-9:
-                raise ConfigError(f"{name}: must lie in [0, 1{']' if name == 'hflip' else ')'}, got {getattr(self, name)}")
+        for name in ("translate", "brightness", "contrast"):  # fractions: 1 would wipe the image out
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must lie in [0, 1), got {getattr(self, name)}")
+        if not 0 <= self.hflip <= 1:
+            raise ConfigError(f"hflip: a probability in [0, 1], got {self.hflip}")
         if self.rotate_degrees < 0:
             raise ConfigError(f"rotate_degrees: a maximum angle, >= 0, got {self.rotate_degrees}")
 
