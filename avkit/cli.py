@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from avkit import __version__
+from avkit.cli_localization import add_commands as add_localization_commands
 from avkit.cli_matching import add_commands
 from avkit.errors import AvkitError, ConfigError
 from avkit.plugins import load_plugins
@@ -28,6 +29,8 @@ EPILOG = textwrap.dedent(
                   --modality image --split test --out runs/test-images.safetensors
       avkit index build --embeddings runs/test-images.safetensors --out runs/image-index
       avkit query --index runs/image-index --checkpoint runs/contrastive --audio data/digits/audio/7-en-m3-t0.wav
+      avkit train experiments/configs/localization.toml   # where in a scene is the sound? (boxes unused)
+      avkit eval localization --checkpoint runs/localization --manifest data/scenes/manifest.jsonl
 
     every command that takes data takes a manifest (JSONL, one pair per line):
       {"id": "a1", "audio": "audio/a1.wav", "image": "images/a1.png", "label": "7", "split": "train"}
@@ -207,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_frontend_args(p)
     p.set_defaults(func=_cmd_plot_audio)
     add_commands(sub)
+    add_localization_commands(sub)
     return parser
 
 

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL_MODEL = ["--set", "matching.epochs=1", "--set", "matching.queries=1"]
+SMALL_MODEL = ["--set", "matching.epochs=1", "--set", "matching.queries=1", "--set", "localization.epochs=1",
+               "--set", "localization.cases=2"]
 
 
 def test_demo_writes_report_plots_and_config(tmp_path):
@@ -33,6 +34,9 @@ def test_demo_writes_report_plots_and_config(tmp_path):
     galleries = sorted((out / "plots").glob("query-*.png"))
     assert len(galleries) == 2 and all(f"plots/{g.name}" in report for g in galleries)
     assert (out / "index-audio" / "info.json").is_file() and (out / "index-image" / "info.json").is_file()
+    # localization: the protocol's table and the best and worst scenes
+    assert "## Localization" in report and "| visual only |" in report
+    assert (out / "plots" / "localization-cases.png").stat().st_size > 10_000
     # A second run reuses the data and the model built with the same config.
     proc = subprocess.run(
         [sys.executable, str(ROOT / "experiments" / "demo.py"), "--out", str(out), "--set", "digits.size=small",
@@ -42,6 +46,7 @@ def test_demo_writes_report_plots_and_config(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     again = (out / "report.md").read_text()
     assert "build AV-digits (reused)" in again and "train contrastive model (reused)" in again
+    assert "train localization model (reused)" in again
 
 
 def test_demo_bad_config_is_one_line_error(tmp_path):

@@ -11,9 +11,9 @@ from avkit.registry import Registry
 
 
 def test_registry_lists_and_creates():
-    assert list_encoders() == ["image_resnet", "logmel_cnn", "soundnet"]
+    assert list_encoders() == ["image_hourglass", "image_resnet", "logmel_cnn", "soundnet"]
     assert list_encoders("*cnn") == ["logmel_cnn"]
-    with pytest.raises(ConfigError, match=r"unknown encoder 'vit'; known: \['image_resnet'"):
+    with pytest.raises(ConfigError, match=r"unknown encoder 'vit'; known: \['image_hourglass', 'image_resnet'"):
         create_encoder("vit")
     with pytest.raises(ConfigError, match="bad arguments"):
         create_encoder("logmel_cnn", depth=3)

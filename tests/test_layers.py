@@ -24,6 +24,7 @@ ALLOWED = {
     "losses": CORE,
     "models": CORE | MEDIA | {"modalities", "data", "evaluation", "losses"},
     "retrieval": CORE | MEDIA | {"modalities", "data", "evaluation"},
+    "localization": CORE | MEDIA | {"modalities", "data", "evaluation", "models"},
     "train": CORE | MEDIA | {"modalities", "data", "evaluation", "losses", "models"},
 }
 
@@ -32,7 +33,7 @@ def _layer(path: Path) -> str:
     rel = path.relative_to(PACKAGE)
     if len(rel.parts) > 1:
         return rel.parts[0]
-    return "cli" if rel.stem in ("cli", "cli_matching", "__main__", "__init__") else "core"
+    return "cli" if rel.stem in ("cli", "cli_matching", "cli_localization", "__main__", "__init__") else "core"
 
 
 def _imports(path: Path) -> set[str]:

@@ -111,6 +111,23 @@ class ImagePipeline(Pipeline):
     def check_boxes(self, img: Tensor, boxes: Tensor) -> None:
         check_boxes(boxes, img.shape[-1], img.shape[-2])
 
+    def evaluation_boxes(self, boxes: Tensor, height: int, width: int) -> Tensor:
+        """Pixel boxes ``(N, 4)`` of a ``height`` x ``width`` image, in the evaluation output's pixels.
+
+        The same steps as :meth:`__call__` without ``rng``: the resize, then the centre crop, which
+        clips boxes and drops one left thinner than 1 px (so ``N`` may shrink).
+        """
+        size = self.settings.size
+        boxes = boxes.float().reshape(-1, 4)
+        if min(height, width) != size:
+            k = size / min(height, width)
+            boxes = boxes * k
+            height, width = max(1, round(height * k)), max(1, round(width * k))  # as vision.transforms.resize
+        if (height, width) != (size, size):
+            top, left = (height - size) // 2, (width - size) // 2
+            boxes = transform_boxes(boxes, np.array([[1.0, 0, -left], [0, 1.0, -top], [0, 0, 1.0]]), size)
+        return boxes
+
     def __call__(self, img: Tensor, rng: np.random.Generator | None = None, boxes: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         size, aug = self.settings.size, self.augment if rng is not None else None
         h, w = img.shape[-2:]
@@ -143,7 +160,7 @@ IMAGE = register_modality(
         settings=ImageSettings,
         augment=ImageAugment,
         pipeline=ImagePipeline,
-        encoders=("image_resnet",),
+        encoders=("image_resnet", "image_hourglass"),
         metadata={"size": ImageSettings.size, "shape": "(3, size, size)"},
         describe=IMAGE_EXPECTED,
         render=lambda path: load_image(path).permute(1, 2, 0).numpy(),

@@ -10,6 +10,7 @@ from avkit.models.encoders.base import (
     map_lengths,
     masked_mean,
 )
+from avkit.models.encoders.hourglass import StackedHourglass
 from avkit.models.encoders.image import ImageResNet
 
 
@@ -24,4 +25,4 @@ def list_encoders(pattern: str = "*") -> list[str]:
 
 
 __all__ = ["ENCODERS", "EncoderOutput", "FeatureInfo", "FeatureMap", "ImageResNet", "LogMelCNN", "SoundNet1d",
-           "conv_bn_relu", "create_encoder", "list_encoders", "map_lengths", "masked_mean"]  # fmt: skip
+           "StackedHourglass", "conv_bn_relu", "create_encoder", "list_encoders", "map_lengths", "masked_mean"]  # fmt: skip

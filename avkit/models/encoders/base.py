@@ -45,11 +45,14 @@ class FeatureInfo:
             name a modality's pipeline produces.
         pooled_dim: ``D`` of :attr:`EncoderOutput.pooled` ``(B, D)``.
         maps: the feature map and named intermediates.
+        deep_supervision: intermediates shaped like ``map`` that a head supervising the
+            map supervises as well (a stacked hourglass's intermediate supervision).
     """
 
     input: str
     pooled_dim: int
     maps: tuple[FeatureMap, ...] = ()
+    deep_supervision: tuple[str, ...] = ()
 
     def map(self, name: str = "map") -> FeatureMap:
         """The map called ``name``."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from avkit.errors import ConfigError
 from avkit.models.encoders.base import (
     ENCODERS,
     EncoderOutput,
@@ -32,17 +33,25 @@ class BasicBlock(nn.Module):
 
 @ENCODERS.register("image_resnet")
 class ImageResNet(nn.Module):
-    """Small ResNet: a 3x3 stem, then stages of basic blocks, the first at full resolution.
+    """Small ResNet: a 3x3 stem, then stages of basic blocks, the first at the stem's resolution.
 
     Shapes:
         input ``(B, 3, H, W)`` -> ``feature_map (B, C, H / s, W / s)`` with stride
-        ``s = 2**(stages-1)`` (for localization) and ``pooled (B, C)`` (global
-        average), ``C = width * 2**(stages-1)``.
+        ``s = stem_stride * 2**(stages-1)`` (for localization) and ``pooled (B, C)``
+        (global average), ``C = width * 2**(stages-1)``.
+
+    Args:
+        stem_stride: 1 keeps the first stage at full resolution (32-px digits); 2 halves it
+            first, for large scenes (128 px, 4 stages: a 16x16 map at a quarter of the cost).
     """
 
-    def __init__(self, width: int = 32, stages: int = 3, blocks_per_stage: int = 1, in_channels: int = 3) -> None:
+    def __init__(self, width: int = 32, stages: int = 3, blocks_per_stage: int = 1, in_channels: int = 3,
+                 stem_stride: int = 1) -> None:  # fmt: skip
         super().__init__()
-        self.stem = conv_bn_relu(in_channels, width)
+        if stem_stride not in (1, 2) or stages < 1 or blocks_per_stage < 1:
+            raise ConfigError(f"image_resnet: stem_stride must be 1 or 2, stages and blocks_per_stage >= 1; "
+                              f"got {stem_stride}, {stages}, {blocks_per_stage}")  # fmt: skip
+        self.stem = conv_bn_relu(in_channels, width, 3, stem_stride)
         layers, cin = [], width
         for s in range(stages):
             cout = width * 2**s
@@ -50,7 +59,7 @@ class ImageResNet(nn.Module):
                 layers.append(BasicBlock(cin, cout, stride=2 if s > 0 and b == 0 else 1))
                 cin = cout
         self.stages = nn.Sequential(*layers)
-        stride = 2 ** (stages - 1)
+        stride = stem_stride * 2 ** (stages - 1)
         self.feature_info = FeatureInfo("image", cin, (FeatureMap("map", cin, (stride, stride)),))
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> EncoderOutput:

@@ -1,10 +1,10 @@
-"""Heads, registered by kind: ``contrastive``, ``classify``, ``distill`` (``list_heads()``).
+"""Heads, registered by kind: ``contrastive``, ``classify``, ``distill``, ``localization`` (``list_heads()``).
 
 Importing this package registers the built-ins; a new head is one module with
 a ``@register_head("name")`` class (docs/extending.md).
 """
 
-from avkit.models.heads import classify, contrastive, distill  # noqa: F401  (registers the built-ins)
+from avkit.models.heads import classify, contrastive, distill, localization  # noqa: F401  (registers the built-ins)
 from avkit.models.heads.base import (
     HEADS,
     Evaluator,
