@@ -17,6 +17,17 @@ from typing import Any, BinaryIO
 from avkit.errors import MediaError
 
 
+def new_file_mode() -> int:
+    """The mode ``open()`` gives a new file: ``0o666`` minus the process umask.
+
+    ``tempfile.mkstemp`` creates files 0600 whatever the umask; files written
+    through a temporary get this mode instead, as if written directly.
+    """
+    mask = os.umask(0)  # the only portable way to read it; restored at once
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | Path, suffix: str | None = None) -> Iterator[BinaryIO]:
     """Open a temporary binary file that replaces ``path`` only if the block succeeds.
@@ -32,6 +43,7 @@ def atomic_open(path: str | Path, suffix: str | None = None) -> Iterator[BinaryI
         dir=path.parent, prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix
     )
     try:
+        os.fchmod(fd, new_file_mode())
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()

@@ -62,3 +62,24 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
             raise RuntimeError("crash mid-write")
     assert path.read_text() == "good"
     assert [p.name for p in tmp_path.iterdir()] == ["result.txt"]
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_atomic_writes_and_index_files_respect_the_umask(tmp_path, umask, mode):
+    import os
+
+    import torch
+
+    from avkit.retrieval.index import RetrievalIndex
+
+    old = os.umask(umask)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+        index = RetrievalIndex(4)
+        index.add([f"i{k}" for k in range(4)], torch.eye(4).numpy())
+        index.save(tmp_path / "index")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == mode
+    written = [p for p in (tmp_path / "index").iterdir()]
+    assert written and all(p.stat().st_mode & 0o777 == mode for p in written), [oct(p.stat().st_mode) for p in written]

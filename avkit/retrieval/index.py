@@ -35,7 +35,7 @@ import faiss
 import numpy as np
 
 from avkit.errors import ArtifactError, AvkitError
-from avkit.fileio import atomic_write_bytes, atomic_write_json
+from avkit.fileio import atomic_write_bytes, atomic_write_json, new_file_mode
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +243,7 @@ class RetrievalIndex:
         gen = (old or {}).get("generation", -1) + 1
         atomic_write_bytes(path / f"index-{gen}.faiss", faiss.serialize_index(self.index).tobytes())
         fd, tmp = tempfile.mkstemp(dir=path, prefix=".meta-", suffix=".sqlite")
+        os.fchmod(fd, new_file_mode())
         os.close(fd)
         try:
             with contextlib.closing(sqlite3.connect(tmp)) as dest:
