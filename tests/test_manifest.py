@@ -113,3 +113,16 @@ def test_no_decode_still_reports_an_undecodable_image_with_boxes(small_digits, t
     assert [p.line for p in report.problems] == [1]
     assert "cannot be decoded as an image" in report.problems[0].message
     assert report.records == 99
+
+
+@pytest.mark.parametrize("rid, why", [("../../x/images/5-en-m3-t0", "holds a path separator"),
+                                      ("/etc/passwd", "holds a path separator"), ("a\\b", "holds a path separator"),
+                                      ("..", "names a folder"), ("a\nb", "holds a control character")])  # fmt: skip
+def test_ids_that_are_not_safe_file_names_are_refused_by_line(tmp_path, rid, why):
+    line = {"id": rid, "audio": "a.wav", "image": "b.png"}
+    with pytest.raises(ManifestError, match=rf"m.jsonl:3: id .* is not a safe name \(it {why}\)"):
+        parse_record(json.dumps(line), tmp_path / "m.jsonl", 3)
+    good = json.dumps({"id": "7-en-m3-t0.v2", "audio": "a.wav", "image": "b.png"})
+    (tmp_path / "m.jsonl").write_text(good + "\n" + json.dumps(line) + "\n")
+    report = check_manifest(tmp_path / "m.jsonl", decode=False)
+    assert [p.line for p in report.problems if "safe name" in p.message] == [2]

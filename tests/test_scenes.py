@@ -71,3 +71,18 @@ def test_checking_only_the_audio_of_scenes_does_not_check_their_boxes(scenes, tm
         assert [str(p) for p in report.problems] == [
             f"line 1 (id {rec['id']!r}): box 0 [0.0, 0.0, 500.0, 20.0], box 2 [-3.0, 0.0, 4.0, 4.0] lie outside the 128x128 image"]
     assert check_manifest(tmp_path / "m.jsonl", modalities=["audio"]).ok
+
+
+def test_a_source_whose_audio_is_not_audio_is_skipped_not_copied(small_digits, tmp_path):
+    source = read_manifest(small_digits / "manifest.jsonl")
+    lines = [json.loads(x) for x in (small_digits / "manifest.jsonl").read_text().splitlines()]
+    (tmp_path / "fake.wav").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    lines[0]["audio"] = str(tmp_path / "fake.wav")
+    for line in lines[1:]:
+        line["audio"], line["image"] = (str(source.path.parent / line[k]) for k in ("audio", "image"))
+    lines[0]["image"] = str(source.path.parent / lines[0]["image"])
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    report = build_scenes(tmp_path / "m.jsonl", tmp_path / "out", ScenesConfig(seed=0))
+    assert [item["id"] for item in report.skipped] == [lines[0]["id"]]
+    assert "cannot be decoded as audio" in report.skipped[0]["reason"]
+    assert not list((tmp_path / "out" / "audio").glob(f"{lines[0]['id']}.*"))

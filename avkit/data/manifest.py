@@ -2,7 +2,8 @@
 
     {"id": "a1", "audio": "audio/a1.wav", "image": "images/a1.png", "label": "7", "split": "train"}
 
-- ``id`` (string, unique) and one path field per modality (``audio``, ``image``,
+- ``id`` (string, unique, a safe file name: no ``/`` or ``\\``, not ``.`` or ``..``, no
+  control characters; builders name files after it) and one path field per modality (``audio``, ``image``,
   or any registered modality name) are required; paths are relative to the
   manifest's folder (absolute paths are allowed).
 - ``label`` and ``split`` may be absent or null.
@@ -91,6 +92,18 @@ def _parse_boxes(value: Any) -> tuple[Box, ...]:
     return tuple(boxes)
 
 
+def unsafe_id(rid: str) -> str | None:
+    """Why ``rid`` cannot be a file name inside a folder (a path separator, ``..``, a control
+    character), or None if it can."""
+    if "/" in rid or "\\" in rid:
+        return "it holds a path separator"
+    if rid in (".", ".."):
+        return "it names a folder"
+    if any(ord(c) < 32 or ord(c) == 127 for c in rid):
+        return "it holds a control character"
+    return None
+
+
 def parse_record(
     text: str, path: str | Path, line: int, modalities: Sequence[str] = AV_MODALITIES
 ) -> Record:
@@ -109,6 +122,10 @@ def parse_record(
     rid = obj.get("id")
     if not isinstance(rid, str) or not rid:
         raise ManifestError(path, line, "missing field 'id' (a non-empty string)")
+    why = unsafe_id(rid)
+    if why:
+        raise ManifestError(path, line, f"id {rid!r} is not a safe name ({why}): builders make file names of ids, "
+                            "so an id has no '/' or '\\', is not '.' or '..', and has no control characters")  # fmt: skip
     paths: dict[str, str] = {}
     for name in modalities:
         value = obj.get(name)

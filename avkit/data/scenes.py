@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from avkit.audio.io import load_audio
 from avkit.data.build import BuildReport, finish_build
 from avkit.data.manifest import Manifest, Record, read_manifest
 from avkit.errors import AvkitError, DatasetBuildError
@@ -139,6 +140,7 @@ def build_scenes(
             canvas, boxes = scene
             audio_src = manifest.resolve(rec, "audio")
             audio_rel = f"audio/{rec.id}{audio_src.suffix}"
+            load_audio(audio_src)  # copied as is, so decoded first: a file that is not audio is skipped
             atomic_write_bytes(out / audio_rel, audio_src.read_bytes())
             save_image(out / "images" / f"{rec.id}.png", canvas)
         except (AvkitError, OSError) as exc:
