@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from avkit.errors import ArtifactError, ConfigError
+from avkit.fileio import folder_lock
 
 TRAIN_EPILOG = """\
 examples:
@@ -77,10 +78,11 @@ def _cmd_index_build(args: argparse.Namespace) -> int:
     from avkit.retrieval import build_index, load_embeddings
 
     embeddings = [load_embeddings(p) for p in args.embeddings]
-    if (Path(args.out) / "info.json").exists() and not args.overwrite:
-        raise ArtifactError(args.out, "an index already exists here; pass --overwrite to replace it, or use 'index add'")
-    index = build_index(embeddings, args.factory, _search_params(args))
-    index.save(args.out)
+    with folder_lock(args.out, "index"):
+        if (Path(args.out) / "info.json").exists() and not args.overwrite:
+            raise ArtifactError(args.out, "an index already exists here; pass --overwrite to replace it, or use 'index add'")
+        index = build_index(embeddings, args.factory, _search_params(args))
+        index.save(args.out)
     print(f"indexed {len(index)} {index.modality} vectors (dim {index.dim}, {args.factory}, cosine) in {args.out}")
     return 0
 
@@ -89,10 +91,13 @@ def _cmd_index_add(args: argparse.Namespace) -> int:
     from avkit.retrieval import RetrievalIndex, add_embeddings, load_embeddings
 
     emb = load_embeddings(args.embeddings)
-    index = RetrievalIndex.load(args.index, expect_dim=emb.dim)
-    before = len(index)
-    add_embeddings(index, emb, replace=args.replace)
-    index.save(args.index)
+    if not Path(args.index).is_dir():
+        raise ArtifactError(args.index, "no index here; build one first with 'avkit index build'")
+    with folder_lock(args.index, "index"):  # held from load to save: two adds cannot both start from the same items
+        index = RetrievalIndex.load(args.index, expect_dim=emb.dim)
+        before = len(index)
+        add_embeddings(index, emb, replace=args.replace)
+        index.save(args.index)
     print(f"added {len(emb.ids)} vectors to {args.index}: {before} -> {len(index)} items")
     return 0
 

@@ -7,6 +7,7 @@ file (if any) intact.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import tempfile
@@ -14,7 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from avkit.errors import MediaError
+from avkit.errors import ArtifactError, MediaError
+
+#: The lock file a writer holds in the folder it writes (a run or an index directory).
+LOCK_NAME = ".avkit.lock"
 
 
 def new_file_mode() -> int:
@@ -53,6 +57,49 @@ def atomic_open(path: str | Path, suffix: str | None = None) -> Iterator[BinaryI
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (the file ``folder/.avkit.lock``) while the block runs.
+
+    Two writers of one run or index directory would mix their files; the second is refused.
+    The lock is ``flock``'s, so the kernel releases it when its holder exits, even when killed.
+    The lock file is removed on release, and so is ``folder`` if this call created it and it
+    is left empty (a refused run leaves nothing behind).
+
+    Raises:
+        ArtifactError: another process holds it; the message names its pid and ``what`` it writes.
+    """
+    folder = Path(folder)
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_NAME
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, new_file_mode())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise ArtifactError(folder, f"process {holder} is writing this {what}; wait for it to finish, "
+                                "or write somewhere else") from None  # fmt: skip
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break  # still the file others will open
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the holder released and removed it between our open and lock: try again
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.unlink(path)  # before the lock goes, so a newcomer never locks a file that is about to vanish
+        os.close(fd)
+        if created:
+            with contextlib.suppress(OSError):  # not empty: the writer wrote something, keep it
+                folder.rmdir()
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

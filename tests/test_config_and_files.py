@@ -83,3 +83,46 @@ def test_atomic_writes_and_index_files_respect_the_umask(tmp_path, umask, mode):
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == mode
     written = [p for p in (tmp_path / "index").iterdir()]
     assert written and all(p.stat().st_mode & 0o777 == mode for p in written), [oct(p.stat().st_mode) for p in written]
+
+
+def test_a_second_writer_of_a_folder_is_refused_with_the_holders_pid(tmp_path, capsys):
+    import os
+
+    import torch
+
+    from avkit.cli import main
+    from avkit.errors import ArtifactError
+    from avkit.fileio import folder_lock
+    from avkit.retrieval import save_embeddings
+    from avkit.retrieval.embeddings import Embeddings
+    from avkit.retrieval.index import RetrievalIndex
+
+    index = RetrievalIndex(4)
+    index.add([f"i{k}" for k in range(4)], torch.eye(4).numpy())
+    index.save(tmp_path / "index")
+    emb = Embeddings(torch.eye(4)[:2], ["n0", "n1"], [None, None], ["", ""], "", "", "")
+    save_embeddings(tmp_path / "more.safetensors", emb)
+    with folder_lock(tmp_path / "index", "index"):
+        with pytest.raises(ArtifactError, match=rf"process {os.getpid()} is writing this index"):
+            with folder_lock(tmp_path / "index", "index"):
+                pass
+        code = main(["index", "add", "--index", str(tmp_path / "index"), "--embeddings", str(tmp_path / "more.safetensors")])
+        assert code == 2 and f"process {os.getpid()} is writing this index" in capsys.readouterr().err
+    assert main(["index", "add", "--index", str(tmp_path / "index"), "--embeddings", str(tmp_path / "more.safetensors")]) == 0
+    assert "4 -> 6 items" in capsys.readouterr().out  # released: the next writer goes ahead
+
+
+def test_a_second_training_into_one_run_directory_is_refused(small_digits, tmp_path):
+    import os
+
+    from avkit.config import from_dict
+    from avkit.errors import ArtifactError
+    from avkit.fileio import folder_lock
+    from avkit.train import RunConfig, train
+    from tests.conftest import tiny_config
+
+    cfg = from_dict(RunConfig, tiny_config(small_digits / "manifest.jsonl", tmp_path / "run"))
+    with folder_lock(tmp_path / "run", "training run"):
+        with pytest.raises(ArtifactError, match=rf"process {os.getpid()} is writing this training run"):
+            train(cfg)
+    assert not (tmp_path / "run" / "config.json").exists()

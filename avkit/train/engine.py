@@ -19,9 +19,11 @@ augmentation only on (seed, epoch, index).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import os
 import random
 import time
 from collections.abc import Iterator
@@ -40,7 +42,7 @@ from avkit.data.batch import Batch
 from avkit.data.dataset import ManifestDataset, check_targets, make_loader, sequential_batches
 from avkit.data.manifest import read_manifest
 from avkit.errors import AvkitError, ConfigError
-from avkit.fileio import atomic_write_json, atomic_write_text
+from avkit.fileio import atomic_write_json, atomic_write_text, folder_lock
 from avkit.models import AVModel, create_model, load_checkpoint, save_checkpoint
 from avkit.provenance import environment_info
 from avkit.train.config import RunConfig
@@ -364,8 +366,14 @@ def with_labels(cfg: RunConfig) -> RunConfig:
 
 
 def train(cfg: RunConfig, resume: bool = False, show_progress: bool = False) -> RunResult:
-    """Train the model ``cfg.model`` describes; see the module docstring."""
-    return _Run(cfg, resume, show_progress).run()
+    """Train the model ``cfg.model`` describes; see the module docstring.
+
+    The writing process (rank 0 under torchrun) holds a lock on ``cfg.out`` throughout, so a second
+    training into the same directory is refused (ArtifactError naming the first one's pid).
+    """
+    writer = int(os.environ.get("RANK", "0")) == 0
+    with folder_lock(cfg.out, "training run") if writer else contextlib.nullcontext():
+        return _Run(cfg, resume, show_progress).run()
 
 
 def train_or_reuse(cfg: RunConfig, show_progress: bool = False) -> tuple[RunResult, bool]:
