@@ -78,8 +78,12 @@ def _cmd_index_build(args: argparse.Namespace) -> int:
     from avkit.retrieval import build_index, load_embeddings
 
     embeddings = [load_embeddings(p) for p in args.embeddings]
+    out = Path(args.out)
+    if out.is_dir() and not (out / "info.json").exists() and any(out.iterdir()) and not args.overwrite:
+        raise ArtifactError(out, "is a folder with other files, not an avkit index; choose an empty or new folder, "
+                            "or pass --overwrite to write the index among them (they are left alone)")  # fmt: skip
     with folder_lock(args.out, "index"):
-        if (Path(args.out) / "info.json").exists() and not args.overwrite:
+        if (out / "info.json").exists() and not args.overwrite:
             raise ArtifactError(args.out, "an index already exists here; pass --overwrite to replace it, or use 'index add'")
         index = build_index(embeddings, args.factory, _search_params(args))
         index.save(args.out)

@@ -19,6 +19,7 @@ from avkit.errors import ArtifactError, MediaError
 
 #: The lock file a writer holds in the folder it writes (a run or an index directory).
 LOCK_NAME = ".avkit.lock"
+_HELD: dict[Path, int] = {}  # folders this process holds, with their nesting depth
 
 
 def new_file_mode() -> int:
@@ -66,12 +67,21 @@ def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
     Two writers of one run or index directory would mix their files; the second is refused.
     The lock is ``flock``'s, so the kernel releases it when its holder exits, even when killed.
     The lock file is removed on release, and so is ``folder`` if this call created it and it
-    is left empty (a refused run leaves nothing behind).
+    is left empty (a refused run leaves nothing behind). A process may take a lock it holds
+    again (the inner one is a no-op).
 
     Raises:
         ArtifactError: another process holds it; the message names its pid and ``what`` it writes.
     """
     folder = Path(folder)
+    key = folder.resolve()
+    if key in _HELD:  # this process holds it already (a command around a library call): nest
+        _HELD[key] += 1
+        try:
+            yield
+        finally:
+            _HELD[key] -= 1
+        return
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_NAME
@@ -93,8 +103,10 @@ def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _HELD[key] = 1
         yield
     finally:
+        _HELD.pop(key, None)
         os.unlink(path)  # before the lock goes, so a newcomer never locks a file that is about to vanish
         os.close(fd)
         if created:

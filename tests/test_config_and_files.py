@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -85,9 +89,21 @@ def test_atomic_writes_and_index_files_respect_the_umask(tmp_path, umask, mode):
     assert written and all(p.stat().st_mode & 0o777 == mode for p in written), [oct(p.stat().st_mode) for p in written]
 
 
-def test_a_second_writer_of_a_folder_is_refused_with_the_holders_pid(tmp_path, capsys):
-    import os
+@contextlib.contextmanager
+def held_by_another_process(folder: Path, what: str):
+    """A child process holding ``folder_lock(folder, what)`` for the block; yields its pid."""
+    code = ("import sys, time\nfrom avkit.fileio import folder_lock\n"
+            "with folder_lock(sys.argv[1], sys.argv[2]):\n    print('held', flush=True)\n    time.sleep(60)\n")  # fmt: skip
+    child = subprocess.Popen([sys.executable, "-c", code, str(folder), what], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "held"
+        yield child.pid
+    finally:
+        child.kill()
+        child.wait()
 
+
+def test_a_second_writer_of_a_folder_is_refused_with_the_holders_pid(tmp_path, capsys):
     import torch
 
     from avkit.cli import main
@@ -102,27 +118,26 @@ def test_a_second_writer_of_a_folder_is_refused_with_the_holders_pid(tmp_path, c
     index.save(tmp_path / "index")
     emb = Embeddings(torch.eye(4)[:2], ["n0", "n1"], [None, None], ["", ""], "", "", "")
     save_embeddings(tmp_path / "more.safetensors", emb)
-    with folder_lock(tmp_path / "index", "index"):
-        with pytest.raises(ArtifactError, match=rf"process {os.getpid()} is writing this index"):
+    with held_by_another_process(tmp_path / "index", "index") as pid:
+        with pytest.raises(ArtifactError, match=rf"process {pid} is writing this index"):
             with folder_lock(tmp_path / "index", "index"):
                 pass
         code = main(["index", "add", "--index", str(tmp_path / "index"), "--embeddings", str(tmp_path / "more.safetensors")])
-        assert code == 2 and f"process {os.getpid()} is writing this index" in capsys.readouterr().err
+        assert code == 2 and f"process {pid} is writing this index" in capsys.readouterr().err
+    with folder_lock(tmp_path / "index", "index"), folder_lock(tmp_path / "index", "index"):
+        pass  # one process may nest its own lock (a command around a library call)
     assert main(["index", "add", "--index", str(tmp_path / "index"), "--embeddings", str(tmp_path / "more.safetensors")]) == 0
     assert "4 -> 6 items" in capsys.readouterr().out  # released: the next writer goes ahead
 
 
 def test_a_second_training_into_one_run_directory_is_refused(small_digits, tmp_path):
-    import os
-
     from avkit.config import from_dict
     from avkit.errors import ArtifactError
-    from avkit.fileio import folder_lock
     from avkit.train import RunConfig, train
     from tests.conftest import tiny_config
 
     cfg = from_dict(RunConfig, tiny_config(small_digits / "manifest.jsonl", tmp_path / "run"))
-    with folder_lock(tmp_path / "run", "training run"):
-        with pytest.raises(ArtifactError, match=rf"process {os.getpid()} is writing this training run"):
+    with held_by_another_process(tmp_path / "run", "training run") as pid:
+        with pytest.raises(ArtifactError, match=rf"process {pid} is writing this training run"):
             train(cfg)
     assert not (tmp_path / "run" / "config.json").exists()

@@ -134,3 +134,57 @@ def test_a_failed_save_leaves_the_previous_index_whole(tmp_path, monkeypatch):
         idx.save(tmp_path / "idx")
     assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == before
     assert RetrievalIndex.load(tmp_path / "idx").keys() == ["a"]
+
+
+def test_save_keeps_the_previous_generation_removes_dead_temporaries_and_leaves_other_files(tmp_path):
+    path = tmp_path / "index"
+    index = RetrievalIndex(4)
+    index.add(["a", "b"], np.eye(4, dtype=np.float32)[:2])
+    path.mkdir()
+    (path / "notes.txt").write_text("mine")
+    (path / "index-foo.faiss").write_text("not a generation")
+    (path / ".meta-dead.sqlite").write_bytes(b"x" * 100)  # a killed writer's temporary
+    for _ in range(3):
+        index.save(path)
+    names = sorted(p.name for p in path.iterdir())
+    assert names == ["index-1.faiss", "index-2.faiss", "index-foo.faiss", "info.json", "meta-1.sqlite", "meta-2.sqlite",
+                     "notes.txt"]  # fmt: skip
+    assert len(RetrievalIndex.load(path)) == 2
+
+
+def test_a_reader_that_loses_the_race_with_a_generation_switch_reads_the_new_one(tmp_path, monkeypatch):
+    from avkit.retrieval import index as index_module
+
+    path = tmp_path / "index"
+    index = index_module.RetrievalIndex(4)
+    index.add(["a"], np.eye(4, dtype=np.float32)[:1])
+    index.save(path)
+    index.save(path)
+    index.save(path)  # generation 2; generation 0 is gone
+    real = index_module._read_info
+    calls = []
+
+    def stale_first(p):
+        info = real(p)
+        calls.append(1)
+        return {**info, "generation": 0} if len(calls) == 1 else info  # read info.json just before the switch
+
+    monkeypatch.setattr(index_module, "_read_info", stale_first)
+    assert len(index_module.RetrievalIndex.load(path)) == 1 and len(calls) == 2
+
+
+def test_index_build_refuses_a_folder_that_is_not_an_index(tmp_path, capsys):
+    import torch
+
+    from avkit.cli import main
+    from avkit.retrieval import save_embeddings
+    from avkit.retrieval.embeddings import Embeddings
+
+    save_embeddings(tmp_path / "e.safetensors", Embeddings(torch.eye(4), list("abcd"), [None] * 4, [""] * 4, "", "", ""))
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "holiday.jpg").write_bytes(b"precious")
+    assert main(["index", "build", "--embeddings", str(tmp_path / "e.safetensors"), "--out", str(folder)]) == 2
+    assert "not an avkit index" in capsys.readouterr().err
+    assert main(["index", "build", "--embeddings", str(tmp_path / "e.safetensors"), "--out", str(folder), "--overwrite"]) == 0
+    assert (folder / "holiday.jpg").read_bytes() == b"precious"

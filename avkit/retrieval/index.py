@@ -24,6 +24,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import sqlite3
 import tempfile
 from collections.abc import Sequence
@@ -35,12 +36,14 @@ import faiss
 import numpy as np
 
 from avkit.errors import ArtifactError, AvkitError
-from avkit.fileio import atomic_write_bytes, atomic_write_json, new_file_mode
+from avkit.fileio import atomic_write_bytes, atomic_write_json, folder_lock, new_file_mode
 
 log = logging.getLogger(__name__)
 
 Metric = Literal["cosine", "l2"]
 FORMAT = 1
+#: The files of one generation: ``index-N.faiss`` and ``meta-N.sqlite``.
+GENERATION_FILE = re.compile(r"(?:index-(\d+)\.faiss|meta-(\d+)\.sqlite)")
 _SCHEMA = """
 CREATE TABLE items (
     id INTEGER PRIMARY KEY,          -- the faiss id
@@ -234,29 +237,38 @@ class RetrievalIndex:
                 "search_params": self.search_params}  # fmt: skip
 
     def save(self, path: str | Path) -> None:
-        """Write the index directory atomically (a new generation, then ``info.json``)."""
+        """Write the index directory atomically: a new generation, then ``info.json`` pointing at it.
+
+        Holds the directory's writer lock. The previous generation is kept for readers that
+        opened ``info.json`` just before the switch; older ones are removed, and so are
+        temporaries left by killed writers. Other files in the directory are left alone.
+        """
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise ArtifactError(path, "exists and is not an index directory")
-        path.mkdir(parents=True, exist_ok=True)
-        old = _read_info(path) if (path / "info.json").is_file() else None
-        gen = (old or {}).get("generation", -1) + 1
-        atomic_write_bytes(path / f"index-{gen}.faiss", faiss.serialize_index(self.index).tobytes())
-        fd, tmp = tempfile.mkstemp(dir=path, prefix=".meta-", suffix=".sqlite")
-        os.fchmod(fd, new_file_mode())
-        os.close(fd)
-        try:
-            with contextlib.closing(sqlite3.connect(tmp)) as dest:
-                self.db.backup(dest)
-            os.replace(tmp, path / f"meta-{gen}.sqlite")
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        atomic_write_json(path / "info.json", {**self.info(), "generation": gen})
-        for stale in [*path.glob("index-*.faiss"), *path.glob("meta-*.sqlite")]:
-            if stale.stem.split("-")[-1] != str(gen):
-                stale.unlink(missing_ok=True)
+        with folder_lock(path, "index"):
+            old = _read_info(path) if (path / "info.json").is_file() else None
+            gen = (old or {}).get("generation", -1) + 1
+            for stale in path.iterdir():  # under the lock, any temporary of ours is a dead writer's
+                if stale.name.startswith((".index-", ".meta-", ".info.json.")):
+                    stale.unlink(missing_ok=True)
+            atomic_write_bytes(path / f"index-{gen}.faiss", faiss.serialize_index(self.index).tobytes())
+            fd, tmp = tempfile.mkstemp(dir=path, prefix=".meta-", suffix=".sqlite")
+            os.fchmod(fd, new_file_mode())
+            os.close(fd)
+            try:
+                with contextlib.closing(sqlite3.connect(tmp)) as dest:
+                    self.db.backup(dest)
+                os.replace(tmp, path / f"meta-{gen}.sqlite")
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                raise
+            atomic_write_json(path / "info.json", {**self.info(), "generation": gen})
+            for stale in path.iterdir():
+                match = GENERATION_FILE.fullmatch(stale.name)
+                if match and int(match.group(1) or match.group(2)) < gen - 1:
+                    stale.unlink(missing_ok=True)
 
     @classmethod
     def load(
@@ -274,6 +286,18 @@ class RetrievalIndex:
         """
         path = Path(path)
         info = _read_info(path)
+        try:
+            return cls._load(path, info, expect_dim, expect_metric, expect_fingerprint)
+        except ArtifactError:
+            again = _read_info(path)
+            if again["generation"] == info["generation"]:
+                raise
+            log.info("%s switched to generation %d while being read; reading that", path, again["generation"])
+            return cls._load(path, again, expect_dim, expect_metric, expect_fingerprint)
+
+    @classmethod
+    def _load(cls, path: Path, info: dict[str, Any], expect_dim: int | None, expect_metric: str | None,
+              expect_fingerprint: str | None) -> RetrievalIndex:  # fmt: skip
         for what, expected, actual in (("dimension", expect_dim, info["dim"]), ("metric", expect_metric, info["metric"]),
                                        ("embedding model", expect_fingerprint, info["fingerprint"])):  # fmt: skip
             if expected is not None and expected != actual:
