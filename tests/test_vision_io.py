@@ -89,3 +89,29 @@ def test_resize_crop_normalize():
         center_crop(img, 50)
     out = normalize(torch.full((3, 2, 2), 0.5), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
     assert torch.allclose(out, torch.zeros(3, 2, 2))
+
+
+def test_an_image_with_too_many_pixels_is_refused_before_decoding(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from avkit.errors import MediaError
+    from avkit.vision import io as vision_io
+
+    Image.new("L", (40, 30)).save(tmp_path / "big.png")
+    monkeypatch.setattr(vision_io, "MAX_PIXELS", 1000)
+    with pytest.raises(MediaError, match=r"big.png: image is 40x30 pixels, more than avkit decodes \(1,000\)"):
+        vision_io.load_image(tmp_path / "big.png")
+
+
+def test_a_gallery_tile_that_cannot_be_read_costs_only_its_tile(tmp_path, caplog):
+    from PIL import Image
+
+    from avkit.retrieval.gallery import plot_gallery
+    from avkit.retrieval.index import Hit
+
+    Image.new("RGB", (32, 32), (200, 10, 10)).save(tmp_path / "good.png")
+    (tmp_path / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    hits = [Hit("bad", 0.9, {"path": str(tmp_path / "passwd")}), Hit("good", 0.8, {"path": str(tmp_path / "good.png")})]
+    plot_gallery("image", tmp_path / "good.png", "image", hits, tmp_path / "g.png")
+    assert (tmp_path / "g.png").stat().st_size > 1000
+    assert "cannot draw" in caplog.text and "passwd" in caplog.text

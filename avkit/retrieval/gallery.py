@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from avkit.errors import AvkitError
 from avkit.modalities import get_modality
 from avkit.plotting import plt, save_figure
 from avkit.retrieval.index import Hit
+
+log = logging.getLogger(__name__)
 
 
 def _draw(ax: plt.Axes, modality: str, path: str | Path | None) -> None:
@@ -19,7 +23,12 @@ def _draw(ax: plt.Axes, modality: str, path: str | Path | None) -> None:
     if path is None or mod.render is None or not Path(path).is_file():
         ax.text(0.5, 0.5, Path(path).name if path else "?", ha="center", va="center", fontsize=7, wrap=True)
         return
-    arr = mod.render(Path(path))
+    try:
+        arr = mod.render(Path(path))
+    except AvkitError as exc:  # a bad result costs its tile, not the picture
+        log.warning("gallery: cannot draw %s: %s", path, exc)
+        ax.text(0.5, 0.5, f"unreadable\n{Path(path).name}", ha="center", va="center", fontsize=7, color="red")
+        return
     if arr.ndim == 2:
         ax.imshow(arr, origin="lower", aspect="auto", cmap="magma")
     else:

@@ -21,6 +21,9 @@ from avkit.errors import MediaError
 from avkit.fileio import atomic_open, require_file
 
 IMAGE_EXPECTED = "an image (PNG, JPEG, ...)"
+#: Images larger than this many pixels are refused before decoding (a few-KB PNG can expand to
+#: gigabytes; Pillow's own decompression-bomb limit only warns below about 179 M pixels).
+MAX_PIXELS = 50_000_000
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".webp": "WEBP"}
 
 
@@ -53,6 +56,9 @@ def load_image(path: str | Path, background: tuple[int, int, int] = (0, 0, 0)) -
     require_file(path, IMAGE_EXPECTED)
     try:
         with Image.open(path) as img:
+            if img.width * img.height > MAX_PIXELS:
+                raise MediaError(path, f"image is {img.width}x{img.height} pixels, more than avkit decodes "
+                                 f"({MAX_PIXELS:,}); resize it first")  # fmt: skip
             img.load()
             arr = _to_rgb_array(img, background)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
