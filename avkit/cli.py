@@ -12,7 +12,7 @@ from pathlib import Path
 
 from avkit import __version__
 from avkit.cli_localization import add_commands as add_localization_commands
-from avkit.cli_matching import add_commands
+from avkit.cli_matching import add_commands, positive_int
 from avkit.errors import AvkitError, ConfigError
 from avkit.plugins import load_plugins
 
@@ -104,6 +104,10 @@ def _cmd_plot_audio(args: argparse.Namespace) -> int:
     from avkit.audio.io import load_audio
     from avkit.audio.plot import plot_three_views, save_figure
 
+    if args.out.suffix.lower() not in (".png", ".svg", ".pdf", ".jpg", ".jpeg"):
+        raise ConfigError(f"--out {args.out}: a picture file (.png, .svg, .pdf, .jpg), not {args.out.suffix or 'no suffix'!r}")
+    if args.win > args.n_fft:
+        raise ConfigError(f"--win {args.win} is longer than --n-fft {args.n_fft}; the window must fit the FFT")
     wav = load_audio(args.file, args.sample_rate)
     fig = plot_three_views(wav, args.sample_rate, args.win, args.hop, args.n_fft, title=Path(args.file).name)
     save_figure(fig, args.out)
@@ -112,10 +116,10 @@ def _cmd_plot_audio(args: argparse.Namespace) -> int:
 
 
 def _add_frontend_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sample-rate", type=int, default=16000, help="resample to this rate, Hz (default 16000)")
-    p.add_argument("--win", type=int, default=400, help="Hamming window length A, samples (default 400 = 25 ms)")
-    p.add_argument("--hop", type=int, default=160, help="hop B between windows, samples (default 160 = 10 ms)")
-    p.add_argument("--n-fft", type=int, default=512, help="FFT size, >= --win (default 512)")
+    p.add_argument("--sample-rate", type=positive_int, default=16000, help="resample to this rate, Hz (default 16000)")
+    p.add_argument("--win", type=positive_int, default=400, help="Hamming window length A, samples (default 400 = 25 ms)")
+    p.add_argument("--hop", type=positive_int, default=160, help="hop B between windows, samples (default 160 = 10 ms)")
+    p.add_argument("--n-fft", type=positive_int, default=512, help="FFT size, >= --win (default 512)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"avkit {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument("-q", "--quiet", action="store_true", help="log only errors")
+    parser.add_argument("--debug", action="store_true", help="on an unexpected error, show the Python traceback")
     parser.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
                         help="a .py file or module to import first: it may register modalities, encoders and "
                         "heads (repeatable; also $AVKIT_PLUGINS, separated by ':')")  # fmt: skip
@@ -194,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="take the settings of a tower of this run config")
     p.add_argument("--tower", default="audio", help="the tower of --config (default audio)")
     _add_frontend_args(p)
-    p.add_argument("--n-mels", type=int, default=64, help="mel bands (default 64)")
+    p.add_argument("--n-mels", type=positive_int, default=64, help="mel bands (default 64)")
     p.add_argument("--top-db", type=float, default=80.0, help="floor at this many dB below each clip's peak; 0: none (default 80)")
     p.add_argument("--strict", action="store_true", help="fail on the first unreadable clip instead of skipping it")
     p.set_defaults(func=_cmd_features)
@@ -249,6 +254,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("avkit: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # anything else is a bug or an environment problem: one line, unless --debug
+        if args.debug:
+            raise
+        what = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"avkit: error: {type(exc).__name__}: {what} (run with --debug for the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from avkit.errors import ConfigError
+from avkit.cli_matching import positive_int
 
 LOCALIZE_EPILOG = """\
 examples:
@@ -58,8 +58,6 @@ def _cmd_eval_localization(args: argparse.Namespace) -> int:
     from avkit.localization import evaluate_localization, save_best_and_worst
     from avkit.models import load_model, resolve_checkpoint
 
-    if args.cases < 1:
-        raise ConfigError(f"--cases: the number of best and of worst scenes to draw, >= 1; got {args.cases}")
     path = resolve_checkpoint(args.checkpoint)
     model = load_model(path)
     untrained = None
@@ -123,10 +121,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--manifest", required=True, type=Path, help="scenes manifest with boxes (and distractors, for controls)")
     e.add_argument("--split", default="test", help="the split to score (default test; '' for every record)")
     e.add_argument("--out", type=Path, help="output folder (default: the run directory's localization-SPLIT)")
-    e.add_argument("--consensus", type=int, default=1,
+    e.add_argument("--consensus", type=positive_int, default=1,
                    help="boxes from several annotators: a pixel counts fully where this many agree (Flickr: 2)")  # fmt: skip
     e.add_argument("--seed", type=int, default=0, help="random map, swapped and negative sounds (default 0)")
     e.add_argument("--untrained", action="store_true", help="add the untrained network's row (same config, fresh weights)")
-    e.add_argument("--cases", type=int, default=6, help="best and worst scenes to draw (default 6 each)")
+    e.add_argument("--cases", type=positive_int, default=6, help="best and worst scenes to draw (default 6 each)")
     e.add_argument("--head", help="which localization head (default: the model's only one)")
     e.set_defaults(func=_cmd_eval_localization)

@@ -38,6 +38,17 @@ a session:
 """
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a positive integer, got {text!r}")
+    return value
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from avkit.train import load_run_config, train
 
@@ -187,7 +198,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--modality", required=True, choices=list_modalities(), help="which files to embed")
     p.add_argument("--split", default=None, help="only this split (default: every record)")
     p.add_argument("--out", required=True, type=Path, help="output embeddings .safetensors")
-    p.add_argument("--batch-size", type=int, default=256, help="items per forward pass (default 256)")
+    p.add_argument("--batch-size", type=positive_int, default=256, help="items per forward pass (default 256)")
     p.add_argument("--strict", action="store_true", help="fail on the first unreadable file instead of skipping it")
     p.set_defaults(func=_cmd_embed)
 
@@ -200,8 +211,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", required=True, type=Path, help="index directory")
     b.add_argument("--factory", default="Flat",
                    help="faiss index_factory string: Flat (exact), HNSW32, IVF{k},Flat, IVF{k},PQ{m} (default Flat)")  # fmt: skip
-    b.add_argument("--nprobe", type=int, help="IVF: lists probed per search")
-    b.add_argument("--ef-search", type=int, help="HNSW: search breadth (efSearch)")
+    b.add_argument("--nprobe", type=positive_int, help="IVF: lists probed per search")
+    b.add_argument("--ef-search", type=positive_int, help="HNSW: search breadth (efSearch)")
     b.add_argument("--overwrite", action="store_true", help="replace an existing index at --out")
     b.set_defaults(func=_cmd_index_build)
     a = isub.add_parser("add", help="add an embeddings file to an existing index")
@@ -220,7 +231,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", required=True, type=Path, help="the run that made the index's embeddings")
     for name in list_modalities():
         p.add_argument(f"--{name}", type=Path, metavar="FILE", help=f"query with this {name} file")
-    p.add_argument("-k", type=int, default=5, help="results to return (default 5)")
+    p.add_argument("-k", type=positive_int, default=5, help="results to return (default 5)")
     p.add_argument("--label", help="the query's label, to colour the gallery (green: same label)")
     p.add_argument("--gallery", type=Path, help="save a picture of the query and its results here")
     p.set_defaults(func=_cmd_query)

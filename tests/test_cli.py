@@ -65,3 +65,30 @@ def test_plot_audio_and_features(small_digits, tmp_path, capsys):
     assert main(["-q", "features", manifest, "--out", manifest]) == 2  # never over its own input
     assert "is the manifest itself" in capsys.readouterr().err
     assert json.loads((small_digits / "build.json").read_text())["records"] == 100
+
+
+def test_an_unexpected_error_is_one_line_unless_debug(monkeypatch, capsys):
+    import avkit.cli as cli
+
+    def broken(args):  # noqa: ANN001
+        raise ValueError("something deep went wrong\nsecond line")
+
+    monkeypatch.setattr(cli, "_cmd_check", broken)
+    assert cli.main(["data", "check", "x.jsonl"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "avkit: error: ValueError: something deep went wrong (run with --debug for the traceback)"
+    with pytest.raises(ValueError, match="something deep"):
+        cli.main(["--debug", "data", "check", "x.jsonl"])
+
+
+def test_plot_audio_refuses_an_output_that_is_not_a_picture(tmp_path, speechlike, capsys):
+    import soundfile as sf
+
+    from avkit.cli import main
+
+    sf.write(tmp_path / "a.wav", speechlike, 16000)
+    for out in ("x.wav", "x.xyz"):
+        assert main(["plot-audio", str(tmp_path / "a.wav"), "--out", str(tmp_path / out)]) == 2
+        assert "a picture file" in capsys.readouterr().err
+    assert main(["plot-audio", str(tmp_path / "a.wav"), "--out", str(tmp_path / "x.png"), "--win", "1024", "--n-fft", "512"]) == 2
+    assert "longer than --n-fft" in capsys.readouterr().err

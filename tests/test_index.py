@@ -188,3 +188,15 @@ def test_index_build_refuses_a_folder_that_is_not_an_index(tmp_path, capsys):
     assert "not an avkit index" in capsys.readouterr().err
     assert main(["index", "build", "--embeddings", str(tmp_path / "e.safetensors"), "--out", str(folder), "--overwrite"]) == 0
     assert (folder / "holiday.jpg").read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize("factory, params, message", [
+    ("Flat", {"nprobe": 4}, "nprobe does not apply to a 'Flat' index"),
+    ("IVF4,Flat", {"nprobe": 0}, "nprobe must be a positive integer"),
+    ("HNSW8", {"nprobe": 4}, "does not apply"),
+])  # fmt: skip
+def test_search_parameters_are_checked_when_the_index_is_built(factory, params, message):
+    with pytest.raises(RetrievalError, match=message):
+        RetrievalIndex(8, factory, search_params=params)
+    RetrievalIndex(8, "IVF4,Flat", search_params={"nprobe": 2})
+    RetrievalIndex(8, "HNSW8", search_params={"efSearch": 16})

@@ -213,8 +213,9 @@ def test_bad_inputs_get_one_line_errors(loc_run, scenes, trained_run, tmp_path, 
     assert "x0 < x1" in run(*base, "--image", str(image), "--audio", str(audio), "--box", "10,10,10,20")
     err = run("localize", "--checkpoint", str(trained_run), "--out", out, "--image", str(image), "--audio", str(audio))
     assert "no localization head" in err and "localization.toml" in err
-    err = run("eval", "localization", "--checkpoint", str(loc_run), "--manifest", str(scenes), "--consensus", "0")
-    assert "consensus" in err
+    with pytest.raises(SystemExit):  # argparse: "argument --consensus: a positive integer, got '0'"
+        main(["eval", "localization", "--checkpoint", str(loc_run), "--manifest", str(scenes), "--consensus", "0"])
+    assert "--consensus: a positive integer" in capsys.readouterr().err
     bad = tmp_path / "bad.jsonl"
     line = json.loads(scenes.read_text().splitlines()[0])
     line["boxes"] = [[5, 5, 2, 9]]

@@ -126,3 +126,11 @@ def test_ids_that_are_not_safe_file_names_are_refused_by_line(tmp_path, rid, why
     (tmp_path / "m.jsonl").write_text(good + "\n" + json.dumps(line) + "\n")
     report = check_manifest(tmp_path / "m.jsonl", decode=False)
     assert [p.line for p in report.problems if "safe name" in p.message] == [2]
+
+
+def test_a_byte_order_mark_is_accepted_and_a_non_string_id_is_named(tmp_path):
+    line = {"id": "a1", "audio": "a.wav", "image": "b.png"}
+    (tmp_path / "m.jsonl").write_bytes(b"\xef\xbb\xbf" + json.dumps(line).encode() + b"\n")
+    assert [r.id for r in read_manifest(tmp_path / "m.jsonl")] == ["a1"]
+    with pytest.raises(ManifestError, match=r"m.jsonl:4: 'id' must be a non-empty string, got 7"):
+        parse_record(json.dumps({**line, "id": 7}), tmp_path / "m.jsonl", 4)

@@ -120,8 +120,10 @@ def parse_record(
     if not isinstance(obj, dict):
         raise ManifestError(path, line, f"expected a JSON object, got {type(obj).__name__}")
     rid = obj.get("id")
-    if not isinstance(rid, str) or not rid:
+    if rid is None:
         raise ManifestError(path, line, "missing field 'id' (a non-empty string)")
+    if not isinstance(rid, str) or not rid:
+        raise ManifestError(path, line, f"'id' must be a non-empty string, got {rid!r}")
     why = unsafe_id(rid)
     if why:
         raise ManifestError(path, line, f"id {rid!r} is not a safe name ({why}): builders make file names of ids, "
@@ -164,7 +166,7 @@ def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     if not path.is_file():
         raise ManifestError(path, None, "manifest is not a regular file")
     try:
-        with path.open("r", encoding="utf-8") as handle:
+        with path.open("r", encoding="utf-8-sig") as handle:
             for number, text in enumerate(handle, start=1):
                 if text.strip():
                     yield number, text

@@ -108,6 +108,14 @@ class RetrievalIndex:
         self.fingerprint, self.modality = fingerprint, modality
         self.search_params = dict(search_params or {})
         self.index = self._build(dim, factory, metric)
+        for name, value in self.search_params.items():  # checked now, not at the first query
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise RetrievalError(f"search parameter {name} must be a positive integer, got {value!r}")
+            try:
+                faiss.ParameterSpace().set_index_parameter(self.index, name, value)
+            except RuntimeError:
+                raise RetrievalError(f"search parameter {name} does not apply to a {factory!r} index "
+                                     "(nprobe is for IVF indexes, efSearch for HNSW)") from None  # fmt: skip
         self.db = sqlite3.connect(":memory:")
         self.db.executescript(_SCHEMA)
 
