@@ -102,3 +102,11 @@ def test_the_two_forms_of_a_modality_are_checked_when_registered():
 def test_settings_and_augmentation_must_be_finite(modality, settings, augment, field):
     with pytest.raises(ConfigError, match=rf"{field}: must be finite"):
         get_modality(modality).make_pipeline(settings, augment)
+
+
+def test_audio_settings_need_at_least_one_mel_band():
+    from avkit.errors import ConfigError
+    from avkit.modalities import get_modality
+
+    with pytest.raises(ConfigError, match="n_mels must be at least 1, got 0"):
+        get_modality("audio").make_pipeline({"n_mels": 0})

@@ -49,6 +49,8 @@ class AudioSettings:
         require_finite(self)
         if self.sample_rate <= 0 or (self.seconds is not None and self.seconds <= 0):
             raise ConfigError(f"audio settings: sample_rate and seconds must be positive, got {self.sample_rate}, {self.seconds}")
+        if self.n_mels < 1:
+            raise ConfigError(f"audio settings: n_mels must be at least 1, got {self.n_mels}")
         if not 0 < self.win_length <= self.n_fft or self.hop_length <= 0:
             raise ConfigError(f"audio settings: need 0 < win_length <= n_fft and hop_length > 0, got "
                               f"win {self.win_length}, n_fft {self.n_fft}, hop {self.hop_length}")  # fmt: skip
