@@ -70,7 +70,9 @@ class Record:
         return out
 
 
-def _parse_boxes(value: Any) -> tuple[Box, ...]:
+def parse_boxes(value: Any) -> tuple[Box, ...]:
+    """``[[x0, y0, x1, y1], ...]`` as float boxes; ValueError saying what is wrong (the manifest's
+    ``boxes`` rule: a non-empty list of 4 finite numbers each, ``x0 < x1``, ``y0 < y1``)."""
     if not isinstance(value, list):
         raise ValueError("'boxes' must be a list of [x0, y0, x1, y1] boxes")
     if not value:
@@ -143,7 +145,7 @@ def parse_record(
     boxes = None
     if obj.get("boxes") is not None:
         try:
-            boxes = _parse_boxes(obj["boxes"])
+            boxes = parse_boxes(obj["boxes"])
         except ValueError as exc:
             raise ManifestError(path, line, str(exc)) from None
     extra = {k: v for k, v in obj.items() if k not in RESERVED_KEYS and k not in paths}

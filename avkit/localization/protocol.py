@@ -34,7 +34,7 @@ from torch import Tensor
 
 from avkit.data.batch import Batch
 from avkit.data.dataset import ManifestDataset, make_loader
-from avkit.data.manifest import Record
+from avkit.data.manifest import Record, parse_boxes
 from avkit.errors import ConfigError, ManifestError, TargetError
 from avkit.evaluation.localization import (
     RULES,
@@ -158,23 +158,20 @@ def _distractors(manifest: Path, path: Path, rec: Record, pipeline: Any) -> list
     items = rec.extra.get("distractors")
     if items is None or not hasattr(pipeline, "evaluation_boxes"):
         return None
-    problem = "" if isinstance(items, list) else f"must be a list, got {type(items).__name__}"
-    for item in items if not problem else ():
-        box = item.get("box") if isinstance(item, dict) else None
+    if not isinstance(items, list):
+        raise ManifestError(manifest, rec.line, f"record {rec.id!r}: 'distractors' must be a list, got {type(items).__name__}")
+    boxes = []
+    for i, item in enumerate(items):
         if not isinstance(item, dict) or "label" not in item:
-            problem = f"each item needs a 'label', got {item!r}"
-        elif box is not None and not (isinstance(box, list) and len(box) == 4
-                                      and all(isinstance(v, (int, float)) for v in box) and box[0] < box[2] and box[1] < box[3]):  # fmt: skip
-            problem = f"box {box!r} must be [x0, y0, x1, y1] with x0 < x1 and y0 < y1"
-        if problem:
-            break
-    if problem:
-        raise ManifestError(manifest, rec.line, f"record {rec.id!r}: 'distractors' {problem}")
+            raise ManifestError(manifest, rec.line, f"record {rec.id!r}: 'distractors' item {i} needs a 'label', got {item!r}")
+        try:  # the manifest's own rule for boxes
+            boxes.append(parse_boxes([item["box"]]) if item.get("box") is not None else None)
+        except ValueError as exc:
+            raise ManifestError(manifest, rec.line, f"record {rec.id!r}: 'distractors' item {i}: {exc}") from None
     width, height = image_size(path)
     out = []
-    for item in items:
-        box = item.get("box")
-        moved = pipeline.evaluation_boxes(torch.tensor([box], dtype=torch.float32), height, width) if box else None
+    for item, box in zip(items, boxes):
+        moved = pipeline.evaluation_boxes(torch.tensor(box), height, width) if box else None
         out.append((str(item["label"]), moved if moved is not None and len(moved) else None))
     return out
 
@@ -382,10 +379,10 @@ def heat_for_files(model: AVModel, image: str | Path, audio: str | Path, boxes: 
     raw_image = image_pipe.load(Path(image))
     given = torch.zeros(0, 4)
     if boxes:
-        given = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
-        bad = [b for b in given.tolist() if not (b[0] < b[2] and b[1] < b[3])]
-        if bad:
-            raise TargetError(f"box {bad[0]} must have x0 < x1 and y0 < y1")
+        try:  # the manifest's own rule for boxes
+            given = torch.tensor(parse_boxes([list(b) for b in boxes]))
+        except ValueError as exc:
+            raise TargetError(str(exc)) from None
         check_boxes(given, raw_image.shape[-1], raw_image.shape[-2])
     x_img, moved = image_pipe(raw_image, None, given if boxes else None)
     x_aud = audio_pipe.load_tensor(audio)

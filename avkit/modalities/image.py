@@ -117,33 +117,41 @@ class ImagePipeline(Pipeline):
         The same steps as :meth:`__call__` without ``rng``: the resize, then the centre crop, which
         clips boxes and drops one left thinner than 1 px (so ``N`` may shrink).
         """
+        return self._fit_boxes(boxes.float().reshape(-1, 4), *self._fit(height, width, None))
+
+    def _fit(self, height: int, width: int, rng: np.random.Generator | None) -> tuple[float, int, int, int, int]:
+        """``(k, h, w, top, left)``: the shorter side is scaled by ``k`` to the tower's size, giving
+        ``h x w`` (as ``vision.transforms.resize`` rounds), then the longer one is cropped at
+        ``(top, left)``: centred without ``rng``, random with it."""
         size = self.settings.size
-        boxes = boxes.float().reshape(-1, 4)
-        if min(height, width) != size:
-            k = size / min(height, width)
+        k = 1.0 if min(height, width) == size else size / min(height, width)
+        h, w = (height, width) if k == 1.0 else (max(1, round(height * k)), max(1, round(width * k)))
+        top = left = 0
+        if (h, w) != (size, size):
+            top = (h - size) // 2 if rng is None else int(rng.integers(0, h - size, endpoint=True))
+            left = (w - size) // 2 if rng is None else int(rng.integers(0, w - size, endpoint=True))
+        return k, h, w, top, left
+
+    def _fit_boxes(self, boxes: Tensor, k: float, h: int, w: int, top: int, left: int) -> Tensor:
+        """Boxes through :meth:`_fit`'s resize and crop (the crop clips them, and drops thin ones)."""
+        size = self.settings.size
+        if k != 1.0:
             boxes = boxes * k
-            height, width = max(1, round(height * k)), max(1, round(width * k))  # as vision.transforms.resize
-        if (height, width) != (size, size):
-            top, left = (height - size) // 2, (width - size) // 2
+        if (h, w) != (size, size):
             boxes = transform_boxes(boxes, np.array([[1.0, 0, -left], [0, 1.0, -top], [0, 0, 1.0]]), size)
         return boxes
 
     def __call__(self, img: Tensor, rng: np.random.Generator | None = None, boxes: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         size, aug = self.settings.size, self.augment if rng is not None else None
-        h, w = img.shape[-2:]
         if boxes is not None:
             self.check_boxes(img, boxes)
-        if min(h, w) != size:  # the shorter side to `size`, antialiased
-            k = size / min(h, w)
+        k, h, w, top, left = self._fit(img.shape[-2], img.shape[-1], rng)
+        if k != 1.0:  # the shorter side to `size`, antialiased
             img = resize(img, size)
-            boxes = None if boxes is None else boxes * k
-            h, w = img.shape[-2:]
         if (h, w) != (size, size):  # crop the longer side: centre (evaluation) or random (training)
-            top = (h - size) // 2 if rng is None else int(rng.integers(0, h - size, endpoint=True))
-            left = (w - size) // 2 if rng is None else int(rng.integers(0, w - size, endpoint=True))
             img = img[:, top : top + size, left : left + size]
-            if boxes is not None:
-                boxes = transform_boxes(boxes, np.array([[1.0, 0, -left], [0, 1.0, -top], [0, 0, 1.0]]), size)
+        if boxes is not None:
+            boxes = self._fit_boxes(boxes, k, h, w, top, left)
         if aug is not None and aug.geometric:
             out_to_in = random_resized_crop((size, size), size, aug.crop_area, aug.crop_ratio, rng) @ random_affine(
                 size, aug.rotate_degrees, aug.translate, aug.scale, aug.hflip, rng)  # fmt: skip
