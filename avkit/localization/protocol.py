@@ -392,7 +392,7 @@ def heat_for_files(model: AVModel, image: str | Path, audio: str | Path, boxes: 
         batch = Batch({loc.image_tower: x_img[None], loc.audio_tower: a_in}, torch.full((1,), -1), torch.zeros(1, dtype=torch.long),
                       [str(image)], lengths={loc.audio_tower: a_len} if a_len is not None else {})  # fmt: skip
         out = model.encode(batch.to(model.device))
-        raw = loc.heat_map(loc.visual_map(out[loc.image_tower].feature_map), loc.audio_embedding(out[loc.audio_tower]))[0].cpu()
+        raw = loc.own_heat_maps(out)[0].cpu()
     size = tuple(x_img.shape[-2:])
     heat = normalize_map(upsample(raw, size))
     flat = int(heat.flatten().argmax())

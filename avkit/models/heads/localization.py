@@ -108,7 +108,10 @@ class LocalizationHead(Head):
         self.towers = towers
         self.audio_tower, self.image_tower = towers
         info = context.towers[self.image_tower].feature_info
-        fmap = next((m for m in (info.maps if info else ()) if m.name == "map"), None)
+        try:
+            fmap = info.map() if info is not None else None
+        except KeyError:
+            fmap = None
         if fmap is None or len(fmap.stride) != 2:
             raise ConfigError(f"localization reads the spatial map of tower {self.image_tower!r}, but its encoder "
                               f"gives no 2-D feature map (it needs an image encoder such as image_resnet)")  # fmt: skip
@@ -139,6 +142,11 @@ class LocalizationHead(Head):
     def heat_map(self, visual: Tensor, audio: Tensor) -> Tensor:
         """Cosine maps ``(B, h, w)`` of scene ``i`` (``visual (B, D, h, w)``) and sound ``i`` (``audio (B, D)``)."""
         return self._smoothed(torch.einsum("bdhw,bd->bhw", F.normalize(visual, dim=1), audio))
+
+    def own_heat_maps(self, outputs: Mapping[str, EncoderOutput]) -> Tensor:
+        """``(B, h, w)`` heat maps of each scene with its own sound, from the towers' outputs."""
+        return self.heat_map(self.visual_map(outputs[self.image_tower].feature_map),
+                             self.audio_embedding(outputs[self.audio_tower]))  # fmt: skip
 
     def _smoothed(self, cos: Tensor) -> Tensor:
         """``(..., h, w)`` scores averaged over ``smooth x smooth`` neighbourhoods (inside the map)."""
@@ -255,8 +263,7 @@ class LocalizationEvaluator:
 
     def update(self, outputs: Mapping[str, EncoderOutput], batch: Batch) -> None:
         head = self.head
-        raw = head.heat_map(head.visual_map(outputs[head.image_tower].feature_map),
-                            head.audio_embedding(outputs[head.audio_tower])).float().cpu()  # fmt: skip
+        raw = head.own_heat_maps(outputs).float().cpu()
         size = tuple(batch.inputs[head.image_tower].shape[-2:])
         boxes = batch.boxes.get(head.image_tower) or [None] * len(batch)
         gts = {i: ground_truth(b.cpu(), size) for i, b in enumerate(boxes) if b is not None and len(b) > 0}
