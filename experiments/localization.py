@@ -111,23 +111,23 @@ def main(argv: list[str] | None = None) -> int:
         val: dict[str, dict[str, float]] = {}
         runs: dict[str, Path] = {}
         seconds: dict[str, float] = {}
-        for i, (name, overrides) in enumerate(VARIANTS.items()):
-            cfg = load_run_config(CONFIGS / "localization.toml", [*base, f"out={args.out / f'variant-{i}'}", *overrides])
-            result, _ = train_or_reuse(cfg, show_progress=True)
+
+        def train_row(name: str, folder: str, overrides: list[str]) -> None:
+            """Train (or reuse) localization.toml with ``overrides`` into ``out/folder``; record its row."""
+            result, _ = train_or_reuse(load_run_config(CONFIGS / "localization.toml", [
+                *base, f"out={args.out / folder}", *overrides]), show_progress=True)  # fmt: skip
             val[name], runs[name], seconds[name] = val_row(result), result.run_dir, run_seconds(result)
+
+        for i, (name, overrides) in enumerate(VARIANTS.items()):
+            train_row(name, f"variant-{i}", overrides)
         chosen = max(val, key=lambda n: val[n]["adaptive/AUC"])
         hourglass = f"{chosen}, stacked hourglass"
-        cfg = load_run_config(CONFIGS / "localization.toml", [*base, f"out={args.out / 'hourglass'}", *VARIANTS[chosen], *HOURGLASS])
-        result, _ = train_or_reuse(cfg, show_progress=True)
-        val[hourglass], runs[hourglass], seconds[hourglass] = val_row(result), result.run_dir, run_seconds(result)
+        train_row(hourglass, "hourglass", [*VARIANTS[chosen], *HOURGLASS])
         semi_manifest = args.out / "semi-supervised.jsonl"
         n_boxed = semi_supervised_manifest(scenes, semi_manifest, args.boxes, args.seed)
-        cfg = load_run_config(CONFIGS / "localization.toml", [
-            *base, f"data.manifest={semi_manifest}", f"out={args.out / 'semi-supervised'}", *VARIANTS[chosen],
-            "model.heads.localization.box_supervision=true"])  # fmt: skip
-        semi, _ = train_or_reuse(cfg, show_progress=True)
         semi_name = f"{chosen}, box term on {args.boxes:.0%} of training scenes"
-        val[semi_name], runs[semi_name], seconds[semi_name] = val_row(semi), semi.run_dir, run_seconds(semi)
+        train_row(semi_name, "semi-supervised", [f"data.manifest={semi_manifest}", *VARIANTS[chosen],
+                                                 "model.heads.localization.box_supervision=true"])  # fmt: skip
 
         model = load_model(runs[chosen])
         smoothing = {}  # the heat map's neighbourhood averaging, an evaluation-only choice: on validation
