@@ -139,6 +139,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
     if modality not in model.embedding_modalities():
         raise ConfigError(f"the model in {checkpoint} embeds {model.embedding_modalities()}, not {modality}")
     index = open_index(args.index, model)
+    index.set_search_params(_search_params(args))
     hits = search_files(model, index, modality, [path], args.k)[0]
     if not hits:
         print(f"the index {args.index} is empty")
@@ -147,7 +148,10 @@ def _cmd_query(args: argparse.Namespace) -> int:
     print(f"{'rank':>4}  {'score':>7}  {'id':24s} {'label':6s} path")
     for rank, hit in enumerate(hits, start=1):
         print(f"{rank:>4}  {hit.score:7.4f}  {hit.key:24s} {hit.metadata.get('label')!s:6s} {hit.metadata.get('path', '')}")
-    if args.k > len(hits):
+    if len(hits) < min(args.k, len(index)):
+        print(f"(asked for {args.k}; this approximate search found only {len(hits)} of the index's {len(index)} "
+              "items: raise --nprobe or --ef-search)")  # fmt: skip
+    elif args.k > len(hits):
         print(f"(asked for {args.k}; the index holds only {len(hits)})")
     if args.gallery:
         from avkit.retrieval.gallery import plot_gallery
@@ -232,6 +236,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     for name in list_modalities():
         p.add_argument(f"--{name}", type=Path, metavar="FILE", help=f"query with this {name} file")
     p.add_argument("-k", type=positive_int, default=5, help="results to return (default 5)")
+    p.add_argument("--nprobe", type=positive_int, help="IVF: lists probed, instead of the index's own setting")
+    p.add_argument("--ef-search", type=positive_int, help="HNSW: search breadth, instead of the index's own setting")
     p.add_argument("--label", help="the query's label, to colour the gallery (green: same label)")
     p.add_argument("--gallery", type=Path, help="save a picture of the query and its results here")
     p.set_defaults(func=_cmd_query)

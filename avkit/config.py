@@ -12,13 +12,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import tomllib
 import types
 import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
-
-import tomllib
 
 from avkit.errors import ConfigError
 

@@ -130,6 +130,46 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+#: Leading bytes of common files, to say what a file that fails to decode actually is.
+_MAGIC: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"\x89PNG", "a PNG image"), (0, b"\xff\xd8\xff", "a JPEG image"), (0, b"GIF8", "a GIF image"),
+    (0, b"BM", "a BMP image"), (8, b"WEBP", "a WebP image"), (8, b"WAVE", "a WAV file"), (8, b"AVI ", "an AVI video"),
+    (0, b"fLaC", "a FLAC file"), (0, b"OggS", "an Ogg file"), (0, b"ID3", "an MP3 file"), (0, b"\xff\xfb", "an MP3 file"),
+    (4, b"ftyp", "an MP4/MOV file"), (0, b"PK\x03\x04", "a ZIP archive"), (0, b"%PDF", "a PDF document"),
+    (0, b"\x7fELF", "a program (ELF)"), (0, b"SQLite format 3", "an SQLite database"),
+)  # fmt: skip
+
+
+def describe_file(path: str | Path) -> str:
+    """What a file appears to be, from its first bytes and size: ``a PNG image of 1,204 bytes``.
+
+    For error messages about files that fail to decode as what they should be.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(64)
+    except OSError as exc:
+        return f"a file that cannot be read ({exc.strerror})"
+    if size == 0:
+        return "an empty file"
+    kind = next((name for at, magic, name in _MAGIC if head[at : at + len(magic)] == magic), None)
+    if kind is None and _is_text(head):
+        kind = "a text file"
+    if kind is None:
+        kind = f"a file of unrecognised format starting with {head[:8]!r}"
+    return f"{kind} of {size:,} bytes"
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:  # a character cut at the end of the sample is still text
+        text = head[: exc.start].decode("utf-8") if exc.start >= len(head) - 3 else ""
+    return bool(text) and all(c.isprintable() or c.isspace() for c in text)
+
+
 def require_file(path: Path, expected: str) -> None:
     """Raise MediaError unless ``path`` is an existing, non-empty regular file.
 

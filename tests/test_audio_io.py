@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -28,8 +30,22 @@ def test_empty_file(tmp_path):
 
 def test_non_audio_bytes_under_wav_name(tmp_path):
     (tmp_path / "fake.wav").write_bytes(b"this is not a RIFF file at all" * 10)
-    with pytest.raises(MediaError, match="fake.wav: cannot be decoded as audio"):
+    with pytest.raises(MediaError, match=r"fake.wav: cannot be decoded as audio: expected a WAV, FLAC or OGG file, "
+                       r"found a text file of 300 bytes \(libsndfile: Format not recognised.\)"):  # fmt: skip
         load_audio(tmp_path / "fake.wav")
+
+
+@pytest.mark.parametrize("content, found", [
+    (b"\x89PNG\r\n\x1a\n" + bytes(200), "a PNG image of 208 bytes"),
+    (b"PK\x03\x04" + bytes(60), "a ZIP archive of 64 bytes"),
+    (bytes(range(256)), r"a file of unrecognised format starting with b'\\x00\\x01"),
+    (b"fLaC" + bytes(100), "a FLAC file of 104 bytes that is damaged or truncated"),
+])  # fmt: skip
+def test_an_undecodable_file_is_described_not_just_refused(tmp_path, content, found):
+    """libsndfile's own words (``System error.``, ``Format not recognised.``) say little; the message says what was found."""
+    (tmp_path / "x.wav").write_bytes(content)
+    with pytest.raises(MediaError, match=rf"x.wav: cannot be decoded as audio: expected a WAV, FLAC or OGG file, found {found}"):
+        load_audio(tmp_path / "x.wav")
 
 
 def test_truncated_header(tmp_path):
@@ -40,14 +56,50 @@ def test_truncated_header(tmp_path):
         load_audio(path)
 
 
-def test_truncated_data_loads_what_is_there(tmp_path):
+def test_truncated_data_loads_what_is_there_with_a_warning_and_strict_refuses_it(tmp_path, caplog):
     """A WAV whose data stops early (interrupted copy) yields the samples present."""
     path = tmp_path / "short.wav"
     sf.write(path, tone(16000, 1.0), 16000, subtype="PCM_16")
     data = path.read_bytes()
     path.write_bytes(data[: 44 + 2 * 4000])
-    wav = load_audio(path)
-    assert 0 < wav.shape[0] <= 4000
+    with caplog.at_level("WARNING", logger="avkit.audio.io"):
+        wav = load_audio(path)
+    assert wav.shape[0] == 4000
+    assert ("short.wav: is truncated: its header promises 16,000 frames (1.00 s) but the file holds 4,000 (0.25 s); "
+            "using the 4,000 frames it holds") in caplog.text
+    with pytest.raises(MediaError, match=r"short.wav: is truncated: its header promises 16,000 frames .* refused in strict"):
+        load_audio(path, strict=True)
+
+
+def test_a_header_of_unknown_length_is_not_called_truncated(tmp_path, caplog):
+    """Streaming writers put 0xFFFFFFFF in the data size when they cannot know it; that is not truncation."""
+    path = tmp_path / "stream.wav"
+    sf.write(path, tone(16000, 0.25), 16000, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    at = data.index(b"data") + 4
+    data[at : at + 4] = b"\xff\xff\xff\xff"
+    path.write_bytes(bytes(data))
+    with caplog.at_level("WARNING", logger="avkit.audio.io"):
+        assert load_audio(path, strict=True).shape[0] == 4000
+    assert "truncated" not in caplog.text
+
+
+def test_strict_datasets_and_checks_refuse_a_truncated_wav(small_digits, tmp_path):
+    from avkit.data.check import check_manifest
+    from avkit.data.dataset import ManifestDataset
+    from avkit.modalities import get_modality
+
+    data = tmp_path / "data"
+    shutil.copytree(small_digits, data)
+    victim = sorted((data / "audio").iterdir())[0]
+    victim.write_bytes(victim.read_bytes()[:-1000])
+    report = check_manifest(data / "manifest.jsonl", modalities=["audio"])
+    assert any(victim.name in p.message and "is truncated: its header promises" in p.message for p in report.problems)
+    pipes = {"audio": get_modality("audio").make_pipeline()}
+    with pytest.raises(MediaError, match=rf"{victim.name}: is truncated"):
+        ManifestDataset(data / "manifest.jsonl", pipes, in_memory=True, strict=True)
+    loose = ManifestDataset(data / "manifest.jsonl", pipes, in_memory=True)  # warned, and used
+    assert not loose.skipped and not pipes["audio"].strict
 
 
 def test_zero_length_audio(tmp_path):
@@ -114,3 +166,32 @@ def test_save_refuses_non_finite_and_unknown_suffix(tmp_path):
     with pytest.raises(MediaError, match="unsupported suffix '.mp3'"):
         save_audio(tmp_path / "x.mp3", tone(16000), 16000)
     assert not (tmp_path / "x.wav").exists()
+
+
+@pytest.mark.parametrize("file_rate, rate, channels", [(16000, 16000, 1), (44100, 16000, 2), (22050, 16000, 1), (8000, 16000, 1)])
+def test_audio_read_in_blocks_equals_the_whole_file(tmp_path, file_rate, rate, channels):
+    """Blocks (resampled one by one, with context) concatenate to what load_audio gives for the whole file."""
+    from avkit.audio.io import AudioBlocks
+
+    x = 0.3 * np.random.default_rng(0).standard_normal((file_rate * 3 + 123, channels)).astype(np.float32)
+    sf.write(tmp_path / "a.wav", x, file_rate, subtype="FLOAT")
+    whole = load_audio(tmp_path / "a.wav", rate)
+    blocks = AudioBlocks(tmp_path / "a.wav", rate, block_seconds=0.7)
+    got = torch.cat(list(blocks))
+    assert blocks.num_samples == whole.shape[0] == got.shape[0] and len(list(blocks)) == 5
+    assert float((got - whole).abs().max()) < 1e-5
+
+
+def test_audio_blocks_warn_about_truncation_and_name_bad_files(tmp_path, caplog):
+    from avkit.audio.io import AudioBlocks
+
+    sf.write(tmp_path / "a.wav", tone(16000, 1.0), 16000, subtype="PCM_16")
+    (tmp_path / "a.wav").write_bytes((tmp_path / "a.wav").read_bytes()[: 44 + 2 * 4000])
+    with caplog.at_level("WARNING", logger="avkit.audio.io"):
+        assert AudioBlocks(tmp_path / "a.wav").num_samples == 4000
+    assert "a.wav: is truncated: its header promises 16,000 frames" in caplog.text
+    with pytest.raises(MediaError, match="refused in strict mode"):
+        AudioBlocks(tmp_path / "a.wav", strict=True)
+    (tmp_path / "b.wav").write_text("not audio")
+    with pytest.raises(MediaError, match="b.wav: cannot be decoded as audio: expected a WAV, FLAC or OGG file, found a text"):
+        AudioBlocks(tmp_path / "b.wav")

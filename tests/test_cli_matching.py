@@ -88,3 +88,12 @@ def test_corrupt_checkpoint_and_index_are_named(image_index, trained_run, small_
     assert "bad.safetensors: corrupt or unreadable checkpoint" in capsys.readouterr().err
     assert main(["index", "info", str(tmp_path)]) == 2
     assert "not an index directory" in capsys.readouterr().err
+
+
+def test_query_search_parameters_are_checked_where_given(image_index, trained_run, small_digits, capsys):
+    wav = sorted((small_digits / "audio").iterdir())[0]
+    with pytest.raises(SystemExit):  # argparse: a usage line and exit 2
+        main(_query(image_index, trained_run, "--audio", str(wav), "--ef-search", "-5"))
+    assert "argument --ef-search: a positive integer, got '-5'" in capsys.readouterr().err
+    assert main(_query(image_index, trained_run, "--audio", str(wav), "--ef-search", "16")) == 2  # a Flat index
+    assert "search parameter efSearch does not apply to a 'Flat' index" in capsys.readouterr().err

@@ -108,14 +108,23 @@ def test_corrupt_files_get_clear_errors(tmp_path):
     faiss_file = tmp_path / "idx" / f"index-{gen}.faiss"
     good = faiss_file.read_bytes()
     faiss_file.write_bytes(good[: len(good) // 2])
-    with pytest.raises(ArtifactError, match=r"index-0\.faiss: corrupt or missing faiss index"):
+    with pytest.raises(ArtifactError, match=r"index-0\.faiss: faiss index does not match the checksum in info.json"):
         RetrievalIndex.load(tmp_path / "idx")
     faiss_file.write_bytes(good)
     (tmp_path / "idx" / f"meta-{gen}.sqlite").write_bytes(b"not a database at all" * 10)
-    with pytest.raises(ArtifactError, match="corrupt or missing id/metadata database"):
+    with pytest.raises(ArtifactError, match="id/metadata database does not match the checksum"):
+        RetrievalIndex.load(tmp_path / "idx")
+    (tmp_path / "idx" / f"meta-{gen}.sqlite").unlink()
+    with pytest.raises(ArtifactError, match="missing or unreadable id/metadata database"):
         RetrievalIndex.load(tmp_path / "idx")
     (tmp_path / "idx" / "info.json").write_text("{")
-    with pytest.raises(ArtifactError, match="corrupt index info"):
+    with pytest.raises(ArtifactError, match="corrupt or unreadable index info"):
+        RetrievalIndex.load(tmp_path / "idx")
+    (tmp_path / "idx" / "info.json").write_bytes(bytes(range(256)))
+    with pytest.raises(ArtifactError, match="corrupt or unreadable index info"):
+        RetrievalIndex.load(tmp_path / "idx")
+    (tmp_path / "idx" / "info.json").write_text("[1, 2]")
+    with pytest.raises(ArtifactError, match="a JSON list, expected an object"):
         RetrievalIndex.load(tmp_path / "idx")
 
 

@@ -108,6 +108,31 @@ def test_config_mistakes_are_refused_with_the_key_named(small_digits, tmp_path, 
         train(_cfg(small_digits, copy, **{"optim.lr": 0.01}), resume=True)
 
 
+def test_a_moved_run_with_torn_or_garbled_side_files_resumes_or_is_refused_clearly(small_digits, tmp_path, trained_run,
+                                                                                   caplog):  # fmt: skip
+    moved = tmp_path / "elsewhere" / "run"
+    shutil.copytree(trained_run, moved)
+    rows = (moved / "metrics.jsonl").read_text()
+    (moved / "metrics.jsonl").write_text(rows + '{"kind": "train", "step": 9, "lo')  # a kill tore the last write
+    (moved / "checkpoints" / "best.json").write_text("{garbled")  # a readable twin: resume does not need it
+    with caplog.at_level("WARNING", logger="avkit.train.engine"):
+        result = train(_cfg(small_digits, moved), resume=True)  # `out` moved: not a config change
+    assert "metrics.jsonl:" in caplog.text and "dropped a partial metrics row (the last line, cut short" in caplog.text
+    assert (moved / "metrics.jsonl").read_text() == rows
+    assert json.loads((moved / "config.json").read_text())["out"] == str(moved)
+    assert result.fingerprint == json.loads((trained_run / "summary.json").read_text())["fingerprint"]
+    (moved / "config.json").write_bytes(b"\x00\xff binary")
+    with pytest.raises(ConfigError, match=r"config\.json: cannot be read as a run's config"):
+        train(_cfg(small_digits, moved), resume=True)
+    (moved / "config.json").unlink()
+    with pytest.raises(ConfigError, match=r"config\.json is missing, so the run cannot be checked"):
+        train(_cfg(small_digits, moved), resume=True)
+    (moved / "config.json").write_text((trained_run / "config.json").read_text())
+    shutil.copyfile(moved / "checkpoints" / "best.safetensors", moved / "checkpoints" / "last.safetensors")
+    with pytest.raises(ArtifactError, match=r"last\.safetensors: cannot be resumed: its training state lacks \['optimizer'"):
+        train(_cfg(small_digits, moved), resume=True)
+
+
 def test_a_bad_item_is_skipped_and_reported_or_refused_in_strict_mode(small_digits, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(small_digits, data)

@@ -228,3 +228,22 @@ def test_any_shape_matches_the_definition(n, win, hop_frac, extra_fft, pad_mode)
         lib = np.abs(librosa.stft(x, n_fft=n_fft, hop_length=hop, win_length=win, window="hamming",
                                   pad_mode="constant")) ** 2  # fmt: skip
         assert rel_err(out, lib) < 1e-4
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(min_value=1, max_value=6000),
+    win=st.integers(min_value=16, max_value=512),
+    hop_frac=st.floats(min_value=0.1, max_value=1.5),
+    extra_fft=st.integers(min_value=0, max_value=256),
+    block=st.integers(min_value=1, max_value=2500),
+    center=st.booleans(),
+)
+def test_a_spectrogram_streamed_in_blocks_equals_the_whole(n, win, hop_frac, extra_fft, block, center):
+    """Property: any signal cut into blocks of any size gives, piece by piece, the spectrogram of the whole."""
+    sp = Spectrogram(win, max(1, int(win * hop_frac)), win + extra_fft, center=center)
+    x = torch.from_numpy(np.random.default_rng(n).standard_normal(n).astype(np.float32))
+    whole = sp(x)
+    streamed = torch.cat(list(sp.stream(x.split(block))), dim=-1)
+    assert streamed.shape == whole.shape
+    assert torch.allclose(streamed, whole, rtol=1e-5, atol=1e-6 * float(whole.abs().max()))

@@ -1,6 +1,6 @@
 """Audio: file I/O, the spectrogram front-end and plots."""
 
-from avkit.audio.io import audio_duration, load_audio, read_audio, save_audio
+from avkit.audio.io import AudioBlocks, audio_duration, load_audio, read_audio, save_audio
 from avkit.audio.transforms import (
     AmplitudeToDB,
     LogMelSpectrogram,
@@ -11,6 +11,7 @@ from avkit.audio.transforms import (
 )
 
 __all__ = [
+    "AudioBlocks",
     "AmplitudeToDB",
     "LogMelSpectrogram",
     "MelScale",

@@ -35,7 +35,7 @@ being freshly mapped and page-faulted on every call (3x faster at 256 clips).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Literal
 
 import torch
@@ -225,6 +225,41 @@ class Spectrogram(nn.Module):
     def _spectrogram(self, flat: Tensor) -> Tensor:
         """``(N, T) -> (N, F, frames)``."""
         return self.power_spectrum(self.frames(flat)).transpose(-1, -2)
+
+    def stream(self, blocks: Iterable[Tensor]) -> Iterator[Tensor]:
+        """The spectrogram of a long mono signal given as consecutive blocks ``(T_i,)``, piece by piece.
+
+        Yields ``(F, n_i)`` pieces whose concatenation along the last axis equals
+        ``self(torch.cat(blocks))``. Memory: one block plus ``n_fft`` samples, so a file of
+        any length can be analysed (``avkit.audio.io.iter_audio_blocks``).
+        """
+        half = self.n_fft // 2 if self.center else 0
+        need = 2 * (self.n_fft + half + 1)  # before the first piece: enough for the left padding and one frame
+        buf, start = torch.zeros(0), None  # start: where the next frame begins in buf (None: not started)
+        for block in blocks:
+            buf = torch.cat([buf, block.reshape(-1).float()])
+            if start is None:
+                if buf.shape[-1] < need:
+                    continue
+                if half:
+                    buf = F.pad(buf[None, None], (half, 0), mode=self.pad_mode)[0, 0]
+                start = 0
+            n = (buf.shape[-1] - start - self.n_fft) // self.hop_length + 1
+            if n > 0:
+                stop = start + (n - 1) * self.hop_length + self.n_fft
+                yield self.power_spectrum(buf[start:stop].unfold(-1, self.n_fft, self.hop_length)).T
+                start += n * self.hop_length
+            keep = min(start, buf.shape[-1] - (half + 1))  # the tail the right padding reflects stays
+            buf, start = buf[max(0, keep):], start - max(0, keep)
+        if start is None:  # shorter than `need`: all at once
+            if buf.shape[-1]:
+                yield self(buf)
+            return
+        if half:
+            buf = F.pad(buf[None, None], (0, half), mode=self.pad_mode)[0, 0]
+        n = (buf.shape[-1] - start - self.n_fft) // self.hop_length + 1
+        if n > 0:
+            yield self.power_spectrum(buf[start:].unfold(-1, self.n_fft, self.hop_length)[:n]).T
 
 
 class MelScale(nn.Module):

@@ -76,7 +76,7 @@ def check_manifest(
     ManifestError only if the manifest itself cannot be opened, and ConfigError
     for an unregistered modality.
     """
-    pipelines = {name: get_modality(name).make_pipeline() for name in modalities}
+    pipelines = {name: get_modality(name).make_pipeline().strictly() for name in modalities}  # truncation is a problem
     boxed = next((name for name, pipe in pipelines.items() if pipe.takes_boxes), None)
     path = Path(path)
     report = CheckReport(path=path)

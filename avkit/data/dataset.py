@@ -95,7 +95,7 @@ class ManifestDataset(Dataset):
         strict: bool = False,
         show_progress: bool = False,
     ) -> None:
-        self.pipelines = dict(pipelines)
+        self.pipelines = {t: p.strictly() if strict else p for t, p in pipelines.items()}
         modalities = sorted({p.modality for p in self.pipelines.values()})
         self.manifest = manifest if isinstance(manifest, Manifest) else read_manifest(manifest, modalities=modalities)
         self.split, self.train, self.seed, self.strict = split, train, seed, strict

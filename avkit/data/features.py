@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from avkit.artifacts import load_artifact, save_artifact
+from avkit.artifacts import load_artifact, require_fields, save_artifact
 from avkit.data.manifest import Manifest, read_manifest
 from avkit.errors import AvkitError, ConfigError, MediaError
 from avkit.modalities import Pipeline
@@ -46,6 +46,7 @@ def compute_features(
         (list of ``{id, reason}``), ``path``.
     """
     settings, modality = pipeline.cache_settings(), pipeline.modality
+    pipeline = pipeline.strictly() if strict else pipeline
     if settings is None:
         raise ConfigError(f"the {modality} modality has no front-end to cache")
     manifest = manifest if isinstance(manifest, Manifest) else read_manifest(manifest, modalities=[modality])
@@ -90,6 +91,7 @@ class FeatureCache:
         """Read a cache written by :func:`compute_features` (``avkit features``)."""
         art = load_artifact(path, KIND, formats={FORMAT}, names=("values", "lengths"))
         h, lengths = art.header, art.tensors["lengths"]
+        require_fields(art.path, h, KIND, {"ids": list, "modality": str, "settings": dict})
         if len(h["ids"]) != len(lengths) or int(lengths.sum()) != art.tensors["values"].shape[-1]:
             raise MediaError(art.path, "feature cache ids, lengths and values disagree; the file is damaged")
         offsets = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)])

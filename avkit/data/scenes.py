@@ -140,7 +140,7 @@ def build_scenes(
             canvas, boxes = scene
             audio_src = manifest.resolve(rec, "audio")
             audio_rel = f"audio/{rec.id}{audio_src.suffix}"
-            load_audio(audio_src)  # copied as is, so decoded first: a file that is not audio is skipped
+            load_audio(audio_src, strict=cfg.strict)  # copied as is, so decoded first: a file that is not audio is skipped
             atomic_write_bytes(out / audio_rel, audio_src.read_bytes())
             save_image(out / "images" / f"{rec.id}.png", canvas)
         except (AvkitError, OSError) as exc:

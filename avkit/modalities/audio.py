@@ -122,7 +122,7 @@ class AudioPipeline(Pipeline):
 
     # -- items ---------------------------------------------------------------------------------
     def load(self, path: Path) -> Tensor:
-        return load_audio(path, self.settings.sample_rate)
+        return load_audio(path, self.settings.sample_rate, strict=self.strict)
 
     def __call__(self, wav: Tensor, rng: np.random.Generator | None = None, boxes: Tensor | None = None) -> tuple[Tensor, None]:
         s, aug = self.settings, self.augment if rng is not None else None

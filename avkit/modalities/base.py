@@ -16,6 +16,7 @@ Either way, a tower gets a :class:`Pipeline` from :meth:`Modality.make_pipeline`
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ class Pipeline:
         augment: the training augmentation settings, or None (evaluation).
         encoder_input: what the tower's encoder takes (``feature_info.input``), set by the
             tower; None for a pipeline used outside a model.
+        strict: refuse a file that decodes only in part (a truncated WAV) instead of using what
+            it holds with a warning; see :meth:`strictly`.
     """
 
     modality: str = ""
@@ -54,6 +57,13 @@ class Pipeline:
     takes_boxes: bool = False
     augment: Any = None
     encoder_input: str | None = None
+    strict: bool = False
+
+    def strictly(self) -> Pipeline:
+        """This pipeline, for strict mode (datasets, builders and checks with ``--strict``): a copy with ``strict``."""
+        view = copy.copy(self)
+        view.strict = True
+        return view
 
     def load(self, path: Path) -> Any:
         """Decode a file (the part an in-memory cache may keep). Raises MediaError naming ``path``."""

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
-from avkit.artifacts import load_artifact, save_artifact
+from avkit.artifacts import load_artifact, require_fields, save_artifact, tensor_digest
 from avkit.config import to_dict
 from avkit.errors import ArtifactError
 from avkit.fileio import atomic_write_json
@@ -31,9 +30,7 @@ def fingerprint(model_state: dict[str, Tensor]) -> str:
     """SHA-256 (first 16 hex digits) of a model's tensors: names, dtypes, shapes and bytes."""
     h = hashlib.sha256()
     for name in sorted(model_state):
-        t = model_state[name].detach().cpu().contiguous()
-        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        tensor_digest(name, model_state[name], h)
     return h.hexdigest()[:16]
 
 
@@ -99,9 +96,11 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         ArtifactError: missing, truncated or corrupt, not an avkit checkpoint, or an older format.
     """
     art = load_artifact(path, KIND, formats={FORMAT})
-    if not isinstance(art.header.get("model"), dict) or "fingerprint" not in art.header:
-        raise ArtifactError(art.path, "checkpoint header lacks the model config or fingerprint; the file is damaged")
-    return Checkpoint(art.path, art.header, art.tensors)
+    require_fields(art.path, art.header, KIND, {"model": dict, "fingerprint": str, "state": dict})
+    ckpt = Checkpoint(art.path, art.header, art.tensors)
+    if fingerprint(ckpt.model_state()) != ckpt.fingerprint:
+        raise ArtifactError(art.path, "the model's weights do not match the checkpoint's fingerprint; the file is damaged")
+    return ckpt
 
 
 def resolve_checkpoint(run_or_file: str | Path, which: str = "best") -> Path:

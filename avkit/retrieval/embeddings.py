@@ -15,7 +15,7 @@ from typing import Protocol
 
 from torch import Tensor
 
-from avkit.artifacts import load_artifact, save_artifact
+from avkit.artifacts import load_artifact, require_fields, save_artifact
 from avkit.data.batch import Batch
 from avkit.data.dataset import ManifestDataset, map_batches
 from avkit.errors import ArtifactError
@@ -121,6 +121,8 @@ def load_embeddings(path: str | Path) -> Embeddings:
     """
     art = load_artifact(path, KIND, formats={FORMAT}, names=("vectors",))
     h, vectors = art.header, art.tensors["vectors"]
-    if vectors.dim() != 2 or len(h["ids"]) != len(vectors):
-        raise ArtifactError(art.path, f"{len(h['ids'])} ids but vectors of shape {tuple(vectors.shape)}; the file is damaged")
+    require_fields(art.path, h, KIND, {"ids": list, "labels": list, "paths": list, "modality": str, "fingerprint": str})
+    if vectors.dim() != 2 or not len(h["ids"]) == len(h["labels"]) == len(h["paths"]) == len(vectors):
+        raise ArtifactError(art.path, f"{len(h['ids'])} ids, {len(h['labels'])} labels and {len(h['paths'])} paths "
+                            f"but vectors of shape {tuple(vectors.shape)}; the file is damaged")  # fmt: skip
     return Embeddings(vectors, h["ids"], h["labels"], h["paths"], h["modality"], h["fingerprint"], h.get("checkpoint", ""))

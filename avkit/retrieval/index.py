@@ -16,11 +16,15 @@ On disk, a directory: ``info.json`` (dimension, metric, factory, model
 fingerprint, generation) names the current ``index-<gen>.faiss`` and
 ``meta-<gen>.sqlite``; a save writes a new generation, then switches
 ``info.json`` atomically, so a crash never leaves a half-written index.
+``info.json`` records the SHA-256 of both files and of itself; loading checks
+all three and refuses a mismatch (a flipped byte, a file copied in from
+another index).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -41,7 +45,7 @@ from avkit.fileio import atomic_write_bytes, atomic_write_json, folder_lock, new
 log = logging.getLogger(__name__)
 
 Metric = Literal["cosine", "l2"]
-FORMAT = 1
+FORMAT = 2  # 2: info.json records checksums
 #: The files of one generation: ``index-N.faiss`` and ``meta-N.sqlite``.
 GENERATION_FILE = re.compile(r"(?:index-(\d+)\.faiss|meta-(\d+)\.sqlite)")
 _SCHEMA = """
@@ -106,16 +110,9 @@ class RetrievalIndex:
             raise RetrievalError(f"dim must be positive, got {dim}")
         self.dim, self.factory, self.metric = dim, factory, metric
         self.fingerprint, self.modality = fingerprint, modality
-        self.search_params = dict(search_params or {})
         self.index = self._build(dim, factory, metric)
-        for name, value in self.search_params.items():  # checked now, not at the first query
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise RetrievalError(f"search parameter {name} must be a positive integer, got {value!r}")
-            try:
-                faiss.ParameterSpace().set_index_parameter(self.index, name, value)
-            except RuntimeError:
-                raise RetrievalError(f"search parameter {name} does not apply to a {factory!r} index "
-                                     "(nprobe is for IVF indexes, efSearch for HNSW)") from None  # fmt: skip
+        self.search_params: dict[str, int] = {}
+        self.set_search_params(search_params or {})
         self.db = sqlite3.connect(":memory:")
         self.db.executescript(_SCHEMA)
 
@@ -130,6 +127,22 @@ class RetrievalIndex:
         if not factory.startswith("IDMap") and "IVF" not in factory:
             index = faiss.IndexIDMap2(index)  # Flat, HNSW, PQ... take custom ids only through an id map
         return index
+
+    def set_search_params(self, params: dict[str, int]) -> None:
+        """Set faiss search parameters (``nprobe``, ``efSearch``), checked now rather than at the first query.
+
+        Raises:
+            RetrievalError: a value that is not a positive integer, or a parameter this index type lacks.
+        """
+        for name, value in params.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise RetrievalError(f"search parameter {name} must be a positive integer, got {value!r}")
+            try:
+                faiss.ParameterSpace().set_index_parameter(self.index, name, value)
+            except RuntimeError:
+                raise RetrievalError(f"search parameter {name} does not apply to a {self.factory!r} index "
+                                     "(nprobe is for IVF indexes, efSearch for HNSW)") from None  # fmt: skip
+        self.search_params.update(params)
 
     # -- contents ----------------------------------------------------------
     def __len__(self) -> int:
@@ -234,7 +247,7 @@ class RetrievalIndex:
             rows.update({r[0]: (r[1], r[2]) for r in self.db.execute(sql, part)})
         out = []
         for srow, irow in zip(scores, ids):
-            hits = [Hit(rows[i][0], float(s), json.loads(rows[i][1])) for s, i in zip(srow, irow) if i in rows]
+            hits = [Hit(rows[i][0], float(s), _metadata(*rows[i])) for s, i in zip(srow, irow) if i in rows]
             out.append(hits[:k])
         return out
 
@@ -260,19 +273,22 @@ class RetrievalIndex:
             for stale in path.iterdir():  # under the lock, any temporary of ours is a dead writer's
                 if stale.name.startswith((".index-", ".meta-", ".info.json.")):
                     stale.unlink(missing_ok=True)
-            atomic_write_bytes(path / f"index-{gen}.faiss", faiss.serialize_index(self.index).tobytes())
+            faiss_bytes = faiss.serialize_index(self.index)
+            atomic_write_bytes(path / f"index-{gen}.faiss", faiss_bytes.tobytes())
             fd, tmp = tempfile.mkstemp(dir=path, prefix=".meta-", suffix=".sqlite")
             os.fchmod(fd, new_file_mode())
             os.close(fd)
             try:
                 with contextlib.closing(sqlite3.connect(tmp)) as dest:
                     self.db.backup(dest)
+                meta_sum = _sha256(Path(tmp).read_bytes())
                 os.replace(tmp, path / f"meta-{gen}.sqlite")
             except BaseException:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
                 raise
-            atomic_write_json(path / "info.json", {**self.info(), "generation": gen})
+            info = {**self.info(), "generation": gen, "sha256": {"faiss": _sha256(faiss_bytes), "meta": meta_sum}}
+            atomic_write_json(path / "info.json", {**info, "info_sha256": _sha256(_canonical(info))})
             for stale in path.iterdir():
                 match = GENERATION_FILE.fullmatch(stale.name)
                 if match and int(match.group(1) or match.group(2)) < gen - 1:
@@ -314,25 +330,60 @@ class RetrievalIndex:
         self = cls.__new__(cls)
         self.dim, self.factory, self.metric = info["dim"], info["factory"], info["metric"]
         self.fingerprint, self.modality = info["fingerprint"], info["modality"]
-        self.search_params = info.get("search_params", {})
         gen = info["generation"]
         faiss_file, meta_file = path / f"index-{gen}.faiss", path / f"meta-{gen}.sqlite"
+        faiss_bytes = _read_checked(faiss_file, info["sha256"]["faiss"], "faiss index")
         try:
-            self.index = faiss.deserialize_index(np.fromfile(faiss_file, dtype=np.uint8))
-        except (RuntimeError, OSError) as exc:
-            raise ArtifactError(faiss_file, f"corrupt or missing faiss index ({str(exc).strip().splitlines()[-1]})") from None
+            self.index = faiss.deserialize_index(np.frombuffer(faiss_bytes, dtype=np.uint8))
+        except (RuntimeError, MemoryError) as exc:
+            raise ArtifactError(faiss_file, f"corrupt faiss index ({str(exc).strip().splitlines()[-1]})") from None
+        meta_bytes = _read_checked(meta_file, info["sha256"]["meta"], "id/metadata database")
         try:
-            with contextlib.closing(sqlite3.connect(f"file:{meta_file}?mode=ro", uri=True)) as src:
-                self.db = sqlite3.connect(":memory:")
-                src.backup(self.db)
+            self.db = sqlite3.connect(":memory:")
+            self.db.deserialize(meta_bytes)
             self.db.execute("SELECT id, key, metadata, removed FROM items LIMIT 1").fetchall()
         except sqlite3.Error as exc:
-            raise ArtifactError(meta_file, f"corrupt or missing id/metadata database ({exc})") from None
+            raise ArtifactError(meta_file, f"corrupt id/metadata database ({exc})") from None
         rows = self.db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
         if self.index.d != self.dim or self.index.ntotal != rows:
             raise ArtifactError(path, f"faiss file ({self.index.ntotal} vectors of dim {self.index.d}) and "
                                 f"metadata ({rows} rows, dim {self.dim}) disagree; the index is damaged")  # fmt: skip
+        self.search_params = {}
+        try:
+            self.set_search_params(info.get("search_params") or {})
+        except RetrievalError as exc:
+            raise ArtifactError(path / "info.json", str(exc)) from None
         return self
+
+
+def _sha256(data: bytes | np.ndarray) -> str:
+    return hashlib.sha256(memoryview(data)).hexdigest()
+
+
+def _canonical(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, sort_keys=True).encode()
+
+
+def _read_checked(file: Path, expected: str, what: str) -> bytes:
+    """The bytes of ``file``, refused (ArtifactError) unless their SHA-256 is ``expected``."""
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise ArtifactError(file, f"missing or unreadable {what} ({exc.strerror})") from None
+    if _sha256(data) != expected:
+        raise ArtifactError(file, f"{what} does not match the checksum in info.json: the file is damaged, "
+                            "or was copied in from another index")  # fmt: skip
+    return data
+
+
+def _metadata(key: str, text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise RetrievalError(f"the index's metadata of id {key!r} is not a JSON object; the index is damaged")
+    return value
 
 
 def _read_info(path: Path) -> dict[str, Any]:
@@ -340,12 +391,18 @@ def _read_info(path: Path) -> dict[str, Any]:
     if not info_file.is_file():
         raise ArtifactError(path, "not an index directory (no info.json); build one with avkit index build")
     try:
-        info = json.loads(info_file.read_text(encoding="utf-8"))
-        missing = {"format", "dim", "metric", "factory", "fingerprint", "modality", "generation"} - set(info)
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise ArtifactError(info_file, f"corrupt index info ({exc})") from None
+        info = json.loads(info_file.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(info_file, f"corrupt or unreadable index info ({exc})") from None
+    if not isinstance(info, dict):
+        raise ArtifactError(info_file, f"corrupt index info (a JSON {type(info).__name__}, expected an object)")
+    if info.get("format") != FORMAT:
+        raise ArtifactError(info_file, f"index format {info.get('format')!r}; this avkit reads format {FORMAT}. "
+                            "Rebuild the index with avkit index build")  # fmt: skip
+    recorded = info.pop("info_sha256", None)
+    if recorded != _sha256(_canonical(info)):
+        raise ArtifactError(info_file, "index info does not match its checksum; the file is damaged")
+    missing = {"dim", "metric", "factory", "fingerprint", "modality", "generation", "sha256"} - set(info)
     if missing:
         raise ArtifactError(info_file, f"index info lacks {sorted(missing)}")
-    if info["format"] != FORMAT:
-        raise ArtifactError(info_file, f"index format {info['format']!r}; this avkit reads format {FORMAT}")
     return info

@@ -41,7 +41,7 @@ from avkit.config import to_dict
 from avkit.data.batch import Batch
 from avkit.data.dataset import ManifestDataset, check_targets, make_loader, sequential_batches
 from avkit.data.manifest import read_manifest
-from avkit.errors import AvkitError, ConfigError
+from avkit.errors import ArtifactError, AvkitError, ConfigError
 from avkit.fileio import atomic_write_json, atomic_write_text, folder_lock
 from avkit.models import AVModel, create_model, load_checkpoint, save_checkpoint
 from avkit.provenance import environment_info
@@ -95,15 +95,42 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def _metric_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of ``metrics.jsonl``. A row that is not a JSON object with a step (a kill tore the
+    last write, or the file was damaged) is dropped with a warning naming its line."""
+    rows = []
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if isinstance(row, dict) and isinstance(row.get("step"), int):
+            rows.append(row)
+        else:
+            where = "the last line, cut short when the run was stopped" if number == len(lines) else "a damaged line"
+            log.warning("%s:%d: dropped a partial metrics row (%s): %.60r", path, number, where, line)
+    return rows
+
+
 def _config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """``key: old -> new`` for each setting that differs; ``out`` is where the run is, not what it is."""
     out = []
-    for key in sorted(set(old) | set(new)):
+    for key in sorted((set(old) | set(new)) - ({"out"} if not prefix else set())):
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
             out += _config_diff(a, b, f"{prefix}{key}.")
         elif a != b:
             out.append(f"{prefix}{key}: {a!r} -> {b!r}")
     return out
+
+
+#: What a checkpoint must hold to continue a run.
+RESUME_STATE = ("step", "epoch", "batch_in_epoch", "train_seconds", "best_score", "best_metrics", "scheduler",
+                "optimizer", "best_fingerprint")  # fmt: skip
+RESUME_TENSORS = ("rng/torch",)
 
 
 class _Run:
@@ -138,6 +165,9 @@ class _Run:
         diff = _config_diff(saved, to_dict(cfg)) if resume else []
         if diff:
             raise ConfigError(f"--resume with a different config than {self.dir / 'config.json'}: " + "; ".join(diff))
+        if resume and saved.get("out") != cfg.out and self.info.is_main:
+            log.info("%s was moved here from %s; recording its new place in config.json", self.dir, saved.get("out"))
+            atomic_write_json(recorded, to_dict(cfg))
         self.model: AVModel = create_model(cfg.model, init=not resume).to(self.device)
         self._check_loss_weights()
         self.select = cfg.select or f"{next(iter(self.model.heads))}/score"
@@ -209,7 +239,7 @@ class _Run:
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
             "train_seconds": self.train_seconds, "best_score": self.best_score, "best_metrics": self.best_metrics,
             "select": self.select, "selected_on": self.eval_split, "scheduler": self.scheduler.state_dict(),
-            "world_size": self.info.world_size, "run": run,
+            "world_size": self.info.world_size, "best_fingerprint": self.fingerprint, "run": run,
         }  # fmt: skip
 
     def _save(self, name: str, with_optimizer: bool) -> str:
@@ -233,6 +263,10 @@ class _Run:
     def _restore(self, path: Path) -> None:
         ckpt = load_checkpoint(path)
         s = ckpt.state
+        lacking = sorted(set(RESUME_STATE) - set(s)) + sorted(set(RESUME_TENSORS) - set(ckpt.tensors))
+        if lacking:
+            raise ArtifactError(path, f"cannot be resumed: its training state lacks {lacking} (a checkpoint "
+                                "written without the optimizer, such as best, cannot continue a run)")  # fmt: skip
         if s.get("world_size", 1) != self.info.world_size:
             raise ConfigError(f"{path} was written by {s.get('world_size')} process(es); resume with the same number")
         self.model.load_state_dict(ckpt.model_state())
@@ -242,13 +276,12 @@ class _Run:
         self.step, self.epoch, self.batch_in_epoch = s["step"], s["epoch"], s["batch_in_epoch"]
         self.train_seconds = s["train_seconds"]
         self.best_score, self.best_metrics = s["best_score"], s["best_metrics"]
-        best = self.ckpt_dir / "best.json"
-        self.fingerprint = json.loads(best.read_text())["fingerprint"] if best.is_file() else ""
+        self.fingerprint = s["best_fingerprint"]
         if self.info.is_main:  # drop rows logged after the checkpoint; they will be logged again
             metrics = self.dir / "metrics.jsonl"
             if metrics.is_file():
-                rows = [r for r in metrics.read_text().splitlines() if r and json.loads(r)["step"] <= self.step]
-                atomic_write_text(metrics, "".join(r + "\n" for r in rows))
+                rows = [r for r in _metric_rows(metrics) if r["step"] <= self.step]
+                atomic_write_text(metrics, "".join(json.dumps(r) + "\n" for r in rows))
         log.info("resumed %s at step %d (epoch %d, batch %d)", self.dir, self.step, self.epoch, self.batch_in_epoch)
 
     # -- logging -------------------------------------------------------------------------------
@@ -259,7 +292,7 @@ class _Run:
 
     def rows(self) -> list[dict[str, Any]]:
         path = self.dir / "metrics.jsonl"
-        return [json.loads(r) for r in path.read_text().splitlines() if r] if path.is_file() else []
+        return _metric_rows(path) if path.is_file() else []
 
     def _tracked(self, batches: Any, split: str) -> Iterator[Batch]:
         """Batches, with their skipped items recorded (or raised, in strict mode)."""
@@ -383,11 +416,15 @@ def train_or_reuse(cfg: RunConfig, show_progress: bool = False) -> tuple[RunResu
     """
     out = Path(cfg.out)
     summary, saved = out / "summary.json", out / "config.json"
-    if summary.is_file() and saved.is_file():
-        if json.loads(saved.read_text()) == to_dict(with_labels(cfg)):
-            s = json.loads(summary.read_text())
+    if summary.is_file() and saved.is_file() and not _config_diff(_read_json(saved), to_dict(with_labels(cfg))):
+        try:
+            s = json.loads(summary.read_text(encoding="utf-8"))
+            result = RunResult(out, s["steps"], 0.0, s["best_score"], s["best_metrics"], s["fingerprint"])
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            log.warning("%s cannot be read (%s); resuming the run instead, which rewrites it", summary, exc)
+        else:
             log.info("reusing the finished run in %s", out)
-            return RunResult(out, s["steps"], 0.0, s["best_score"], s["best_metrics"], s["fingerprint"]), True
+            return result, True
     resume = (out / "checkpoints" / "last.safetensors").is_file()
     return train(cfg, resume=resume, show_progress=show_progress), False
 

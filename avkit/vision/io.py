@@ -18,13 +18,22 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from avkit.errors import MediaError
-from avkit.fileio import atomic_open, require_file
+from avkit.fileio import atomic_open, describe_file, require_file
 
 IMAGE_EXPECTED = "an image (PNG, JPEG, ...)"
 #: Images larger than this many pixels are refused before decoding (a few-KB PNG can expand to
 #: gigabytes; Pillow's own decompression-bomb limit only warns below about 179 M pixels).
 MAX_PIXELS = 50_000_000
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".webp": "WEBP"}
+
+
+def undecodable(path: Path, exc: Exception) -> MediaError:
+    """The error for a file Pillow cannot decode: what was expected, what the file is, what Pillow said."""
+    said = str(exc).replace(f"{str(path)!r}", "").replace(str(path), "").strip() or type(exc).__name__
+    found = describe_file(path)
+    if found.startswith(("a PNG", "a JPEG", "a GIF", "a BMP", "a WebP")):
+        found += " that is damaged or truncated"
+    return MediaError(path, f"cannot be decoded as an image: expected {IMAGE_EXPECTED}, found {found} (Pillow: {said})")
 
 
 def _to_rgb_array(img: Image.Image, background: tuple[int, int, int]) -> np.ndarray:
@@ -62,7 +71,7 @@ def load_image(path: str | Path, background: tuple[int, int, int] = (0, 0, 0)) -
             img.load()
             arr = _to_rgb_array(img, background)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise MediaError(path, f"cannot be decoded as an image ({exc}); expected {IMAGE_EXPECTED}") from None
+        raise undecodable(path, exc) from None
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise MediaError(path, f"image has zero size {arr.shape[1]}x{arr.shape[0]}")
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
@@ -76,7 +85,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
         with Image.open(path) as img:
             return img.size
     except (UnidentifiedImageError, OSError) as exc:
-        raise MediaError(path, f"cannot be decoded as an image ({exc}); expected {IMAGE_EXPECTED}") from None
+        raise undecodable(path, exc) from None
 
 
 def to_pil(image: torch.Tensor | np.ndarray) -> Image.Image:
