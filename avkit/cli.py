@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import textwrap
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from avkit import __version__
 from avkit.cli_localization import add_commands as add_localization_commands
 from avkit.cli_matching import add_commands, positive_int
 from avkit.errors import AvkitError, ConfigError
+from avkit.fileio import refuse_overwriting
 from avkit.plugins import load_plugins
 
 EPILOG = textwrap.dedent(
@@ -56,6 +58,8 @@ def _cmd_scenes(args: argparse.Namespace) -> int:
     from avkit.data.scenes import ScenesConfig, build_scenes
 
     cfg = ScenesConfig(canvas=args.canvas, seed=args.seed, strict=args.strict)
+    source = Path(args.source)
+    refuse_overwriting(args.out, [source if source.is_dir() else source.parent], "--out (the scenes' folder)")
     report = build_scenes(args.source, args.out, cfg, show_progress=True)
     print(f"wrote {report.records} scenes to {report.manifest} in {report.seconds:.1f} s")
     if report.skipped:
@@ -94,6 +98,7 @@ def _cmd_features(args: argparse.Namespace) -> int:
         settings = {"sample_rate": args.sample_rate, "win_length": args.win, "hop_length": args.hop, "n_fft": args.n_fft,
                     "n_mels": args.n_mels, "top_db": None if args.top_db <= 0 else args.top_db}  # fmt: skip
         pipeline = get_modality(modality).make_pipeline(settings)
+    refuse_overwriting(args.out, [args.config] if args.config else [])  # compute_features checks the manifest's files
     summary = compute_features(args.manifest, args.out, pipeline, show_progress=True, strict=args.strict)
     print(f"wrote {summary['count']} {modality} features of shape {summary['shape']} (longest) to {args.out}")
     for item in summary["skipped"]:
@@ -119,9 +124,10 @@ def _fixed_mmap_threshold(size: int = 1 << 20) -> None:
 def _cmd_plot_audio(args: argparse.Namespace) -> int:
     from avkit.audio.io import AudioBlocks
     from avkit.audio.plot import plot_three_views, save_figure
+    from avkit.plotting import check_picture_path
 
-    if args.out.suffix.lower() not in (".png", ".svg", ".pdf", ".jpg", ".jpeg"):
-        raise ConfigError(f"--out {args.out}: a picture file (.png, .svg, .pdf, .jpg), not {args.out.suffix or 'no suffix'!r}")
+    check_picture_path(args.out)
+    refuse_overwriting(args.out, [args.file])
     if args.win > args.n_fft:
         raise ConfigError(f"--win {args.win} is longer than --n-fft {args.n_fft}; the window must fit the FFT")
     _fixed_mmap_threshold()
@@ -253,7 +259,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:  # plugins first: they may add modalities, whose options (--depth FILE) the parser offers
         load_plugins(_plugins_in(argv))
     except AvkitError as exc:
-        print(f"avkit: error: {exc}", file=sys.stderr)
+        if "--debug" in argv and exc.__cause__ is not None:
+            traceback.print_exception(exc.__cause__)
+        print(f"avkit: error: {exc}" + (" (run with --debug for the traceback)" if exc.__cause__ else ""), file=sys.stderr)
         return 2
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from avkit.cli_matching import positive_int
+from avkit.fileio import refuse_overwriting
 
 LOCALIZE_EPILOG = """\
 examples:
@@ -35,7 +36,10 @@ def _cmd_localize(args: argparse.Namespace) -> int:
     from avkit.evaluation.localization import binarize, ciou, ground_truth
     from avkit.localization import heat_for_files, save_overlay
     from avkit.models import load_model
+    from avkit.plotting import check_picture_path
 
+    check_picture_path(args.out)
+    refuse_overwriting(args.out, [args.image, args.audio, args.checkpoint])
     model = load_model(args.checkpoint)
     fh = heat_for_files(model, args.image, args.audio, args.box, args.head)
     title = f"{Path(args.audio).name} in {Path(args.image).name}"

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from avkit.errors import ArtifactError, ConfigError
-from avkit.fileio import folder_lock
+from avkit.fileio import folder_lock, refuse_overwriting
 
 TRAIN_EPILOG = """\
 examples:
@@ -62,11 +62,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
+    from avkit.data.manifest import read_manifest
     from avkit.models import load_model, resolve_checkpoint
     from avkit.retrieval import embed_manifest, save_embeddings
 
     path = resolve_checkpoint(args.checkpoint)
     model = load_model(path)
+    manifest = read_manifest(args.manifest, modalities=[args.modality])
+    refuse_overwriting(args.out, [manifest.path, path, *(manifest.resolve(r, args.modality) for r in manifest.records)])
     emb, skipped = embed_manifest(model, args.manifest, args.modality, args.split, args.batch_size, args.strict,
                                   show_progress=True, checkpoint=str(path))  # fmt: skip
     save_embeddings(args.out, emb)
@@ -90,6 +93,9 @@ def _cmd_index_build(args: argparse.Namespace) -> int:
 
     embeddings = [load_embeddings(p) for p in args.embeddings]
     out = Path(args.out)
+    refuse_overwriting(out, args.embeddings)
+    if out.exists() and not out.is_dir():
+        raise ArtifactError(out, "is a file, not an index directory; choose a folder for the index")
     if out.is_dir() and not (out / "info.json").exists() and any(out.iterdir()) and not args.overwrite:
         raise ArtifactError(out, "is a folder with other files, not an avkit index; choose an empty or new folder, "
                             "or pass --overwrite to write the index among them (they are left alone)")  # fmt: skip
@@ -128,12 +134,16 @@ def _cmd_index_info(args: argparse.Namespace) -> int:
 def _cmd_query(args: argparse.Namespace) -> int:
     from avkit.modalities import list_modalities
     from avkit.models import load_model, resolve_checkpoint
+    from avkit.plotting import check_picture_path
     from avkit.retrieval import open_index, search_files
 
     given = [(m, getattr(args, m)) for m in list_modalities() if getattr(args, m, None) is not None]
     if len(given) != 1:
         raise ConfigError(f"give exactly one query file, as one of {['--' + m for m in list_modalities()]}")
     modality, path = given[0]
+    if args.gallery:
+        check_picture_path(args.gallery, "--gallery")
+        refuse_overwriting(args.gallery, [path, args.checkpoint], "--gallery")
     checkpoint = resolve_checkpoint(args.checkpoint)
     model = load_model(checkpoint)
     if modality not in model.embedding_modalities():
@@ -156,6 +166,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
     if args.gallery:
         from avkit.retrieval.gallery import plot_gallery
 
+        refuse_overwriting(args.gallery, [h.metadata.get("path") for h in hits if h.metadata.get("path")], "--gallery")
         plot_gallery(modality, path, index.modality, hits, args.gallery, query_label=args.label)
         print(f"gallery: {args.gallery}")
     return 0

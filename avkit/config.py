@@ -111,14 +111,18 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file does not exist")
+    if path.suffix not in (".toml", ".json"):
+        raise ConfigError(f"{path}: unsupported config format; expected .toml or .json")
     try:
-        if path.suffix == ".toml":
-            return tomllib.loads(path.read_text(encoding="utf-8"))
-        if path.suffix == ".json":
-            return json.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        text = path.read_text(encoding="utf-8-sig")
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path}: invalid config ({exc})") from None
-    raise ConfigError(f"{path}: unsupported config format; expected .toml or .json")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: invalid config (a JSON {type(data).__name__}; expected an object of settings)")
+    return data
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:

@@ -11,11 +11,11 @@ import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from avkit.errors import ArtifactError, MediaError
+from avkit.errors import ArtifactError, ConfigError, MediaError
 
 #: The lock file a writer holds in the folder it writes (a run or an index directory).
 LOCK_NAME = ".avkit.lock"
@@ -28,9 +28,17 @@ def new_file_mode() -> int:
     ``tempfile.mkstemp`` creates files 0600 whatever the umask; files written
     through a temporary get this mode instead, as if written directly.
     """
-    mask = os.umask(0)  # the only portable way to read it; restored at once
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (``os.umask`` sets it, racing threads)."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        with open("/proc/self/status", encoding="ascii") as status:
+            return int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
+    mask = os.umask(0)  # elsewhere: set it and put it back at once
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
 
 
 @contextlib.contextmanager
@@ -74,6 +82,8 @@ def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
         ArtifactError: another process holds it; the message names its pid and ``what`` it writes.
     """
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ArtifactError(folder, f"is a file, not a folder; the {what} needs a folder of its own")
     key = folder.resolve()
     if key in _HELD:  # this process holds it already (a command around a library call): nest
         _HELD[key] += 1
@@ -168,6 +178,18 @@ def _is_text(head: bytes) -> bool:
     except UnicodeDecodeError as exc:  # a character cut at the end of the sample is still text
         text = head[: exc.start].decode("utf-8") if exc.start >= len(head) - 3 else ""
     return bool(text) and all(c.isprintable() or c.isspace() for c in text)
+
+
+def refuse_overwriting(out: str | Path, inputs: Iterable[str | Path], what: str = "--out") -> None:
+    """Refuse an output (file or folder) that is one of the ``inputs`` (paths compared once resolved).
+
+    Raises:
+        ConfigError: naming the output and the input it would destroy.
+    """
+    target = Path(out).resolve()
+    for given in inputs:
+        if Path(given).resolve() == target:
+            raise ConfigError(f"{what} {out} is the input {given}; writing there would destroy it. Choose another place")
 
 
 def require_file(path: Path, expected: str) -> None:

@@ -25,7 +25,8 @@ def load_plugins(plugins: Iterable[str]) -> None:
     """Import each ``.py`` file (run as a script) or dotted module name, once.
 
     Raises:
-        ConfigError: a file that does not exist, or a module that cannot be imported.
+        ConfigError: a file that does not exist, a module that cannot be imported, or a plugin
+            that fails while it runs (the plugin's own error is its ``__cause__``).
     """
     for spec in plugins:
         key = str(Path(spec).resolve()) if spec.endswith(".py") else spec  # one file, however it is spelled
@@ -35,11 +36,20 @@ def load_plugins(plugins: Iterable[str]) -> None:
             path = Path(spec)
             if not path.is_file():
                 raise ConfigError(f"plugin {spec}: file does not exist")
-            runpy.run_path(str(path), run_name=f"avkit_plugin_{path.stem}")
+            try:
+                runpy.run_path(str(path), run_name=f"avkit_plugin_{path.stem}")
+            except Exception as exc:  # the user's code: any error, told as the plugin's
+                raise ConfigError(f"plugin {spec} failed: {type(exc).__name__}: {_first_line(exc)}") from exc
         else:
             try:
                 importlib.import_module(spec)
             except ImportError as exc:
                 raise ConfigError(f"plugin {spec}: cannot be imported ({exc})") from None
+            except Exception as exc:
+                raise ConfigError(f"plugin {spec} failed: {type(exc).__name__}: {_first_line(exc)}") from exc
         _loaded.add(key)
         log.debug("loaded plugin %s", spec)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0]

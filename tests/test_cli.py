@@ -63,7 +63,10 @@ def test_plot_audio_and_features(small_digits, tmp_path, capsys):
     assert len(cache.ids) == 100 and cache[cache.ids[0]].shape == (64, 101) and cache.settings["n_mels"] == 64
     manifest = str(small_digits / "manifest.jsonl")
     assert main(["-q", "features", manifest, "--out", manifest]) == 2  # never over its own input
-    assert "is the manifest itself" in capsys.readouterr().err
+    assert f"--out {manifest} is the input {manifest}; writing there would destroy it" in capsys.readouterr().err
+    wav = str(sorted((small_digits / "audio").iterdir())[0])
+    assert main(["-q", "features", manifest, "--out", wav]) == 2  # nor over a file it reads
+    assert f"--out {wav} is the input" in capsys.readouterr().err
     assert json.loads((small_digits / "build.json").read_text())["records"] == 100
 
 

@@ -97,3 +97,31 @@ def test_query_search_parameters_are_checked_where_given(image_index, trained_ru
     assert "argument --ef-search: a positive integer, got '-5'" in capsys.readouterr().err
     assert main(_query(image_index, trained_run, "--audio", str(wav), "--ef-search", "16")) == 2  # a Flat index
     assert "search parameter efSearch does not apply to a 'Flat' index" in capsys.readouterr().err
+
+
+def test_no_command_writes_over_its_inputs(image_index, trained_run, small_digits, tmp_path, capsys):
+    """Each output that is one of the command's inputs is refused before anything is written."""
+    manifest = small_digits / "manifest.jsonl"
+    wav, png = sorted((small_digits / "audio").iterdir())[0], sorted((small_digits / "images").iterdir())[0]
+    emb = image_index / "img.safetensors"
+    before = {p: p.read_bytes() for p in (manifest, wav, png, emb)}
+    cases = {
+        "embed over its manifest": (["embed", "--checkpoint", str(trained_run), "--manifest", str(manifest),
+                                     "--modality", "image", "--out", str(manifest)], f"--out {manifest} is the input"),
+        "embed over an image it reads": (["embed", "--checkpoint", str(trained_run), "--manifest", str(manifest),
+                                          "--modality", "image", "--out", str(png)], f"--out {png} is the input"),
+        "index build over its embeddings": (["index", "build", "--embeddings", str(emb), "--out", str(emb)],
+                                            f"--out {emb} is the input"),
+        "gallery over the query": (_query(image_index, trained_run, "--image", str(png), "--gallery", str(png)),
+                                   f"--gallery {png} is the input"),
+        "gallery that is not a picture": (_query(image_index, trained_run, "--audio", str(wav), "--gallery",
+                                                 str(tmp_path / "g.jsonl")), "--gallery"),
+        "scenes into their source": (["data", "scenes", "--from", str(small_digits), "--out", str(small_digits)],
+                                     "is the input"),
+        "plot-audio over its input": (["plot-audio", str(wav), "--out", str(wav)], "a picture file"),
+    }  # fmt: skip
+    for name, (args, message) in cases.items():
+        assert main(args) == 2, name
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, (name, err)
+    assert {p: p.read_bytes() for p in before} == before

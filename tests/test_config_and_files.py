@@ -141,3 +141,48 @@ def test_a_second_training_into_one_run_directory_is_refused(small_digits, tmp_p
         with pytest.raises(ArtifactError, match=rf"process {pid} is writing this training run"):
             train(cfg)
     assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_config_files_that_are_binary_or_not_an_object_are_named(tmp_path):
+    (tmp_path / "bin.toml").write_bytes(b"\xff\xfe\x00\x01")
+    with pytest.raises(ConfigError, match=r"bin\.toml: invalid config"):
+        load_config(Outer, tmp_path / "bin.toml")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(ConfigError, match=r"list\.json: invalid config \(a JSON list; expected an object"):
+        load_config(Outer, tmp_path / "list.json")
+
+
+def test_two_real_index_add_processes_never_lose_an_update(tmp_path):
+    """Two `avkit index add` started together: the index ends with every item that was reported added."""
+    import json
+
+    import torch
+
+    from avkit.retrieval import save_embeddings
+    from avkit.retrieval.embeddings import Embeddings
+    from avkit.retrieval.index import RetrievalIndex
+
+    index = RetrievalIndex(4)
+    index.add([f"i{k}" for k in range(4)], torch.eye(4).numpy())
+    index.save(tmp_path / "index")
+    for name in ("a", "b"):
+        emb = Embeddings(torch.rand(50, 4), [f"{name}{k}" for k in range(50)], [None] * 50, [""] * 50, "", "", "")
+        save_embeddings(tmp_path / f"{name}.safetensors", emb)
+    procs = [subprocess.Popen([sys.executable, "-m", "avkit", "index", "add", "--index", str(tmp_path / "index"),
+                               "--embeddings", str(tmp_path / f"{n}.safetensors")], stderr=subprocess.PIPE, text=True)
+             for n in ("a", "b")]  # fmt: skip
+    results = [(p.wait(), p.stderr.read()) for p in procs]
+    added = 50 * sum(code == 0 for code, _ in results)
+    assert json.loads((tmp_path / "index" / "info.json").read_text())["count"] == 4 + added >= 54
+    for code, err in results:
+        assert code == 0 or (code == 2 and "is writing this index" in err), err
+
+
+def test_a_lock_on_a_file_is_refused_clearly(tmp_path):
+    from avkit.errors import ArtifactError
+    from avkit.fileio import folder_lock
+
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ArtifactError, match="is a file, not a folder; the index needs a folder of its own"):
+        with folder_lock(tmp_path / "f", "index"):
+            pass

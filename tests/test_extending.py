@@ -127,3 +127,15 @@ def test_an_unknown_head_hints_at_plugins_and_a_missing_plugin_is_named(small_di
     assert "unknown head 'regress'; known: ['classify', 'contrastive', 'distill', 'localization']" in err and "--plugin FILE" in err
     assert main(["--plugin", str(tmp_path / "none.py"), "list"]) == 2
     assert "none.py: file does not exist" in capsys.readouterr().err
+
+
+def test_a_plugin_that_fails_is_one_line_naming_it_and_debug_shows_the_traceback(tmp_path, capsys):
+    plugin = tmp_path / "broken_plugin.py"
+    plugin.write_text("raise ValueError('bad constant in my plugin')\n")
+    assert main(["--plugin", str(plugin), "list"]) == 2
+    err = capsys.readouterr().err
+    assert f"plugin {plugin} failed: ValueError: bad constant in my plugin" in err and len(err.strip().splitlines()) == 1
+    assert main(["--debug", "--plugin", str(tmp_path / "broken_plugin2.py"), "list"]) == 2  # missing: no traceback
+    plugin.rename(tmp_path / "broken_plugin3.py")
+    assert main(["--debug", "--plugin", str(tmp_path / "broken_plugin3.py"), "list"]) == 2
+    assert "Traceback" in capsys.readouterr().err

@@ -152,12 +152,14 @@ def test_save_keeps_the_previous_generation_removes_dead_temporaries_and_leaves_
     path.mkdir()
     (path / "notes.txt").write_text("mine")
     (path / "index-foo.faiss").write_text("not a generation")
-    (path / ".meta-dead.sqlite").write_bytes(b"x" * 100)  # a killed writer's temporary
+    (path / "index-7.faiss").write_text("the user's own file, named like a generation")
+    (path / ".meta-k3j9x2qa.sqlite").write_bytes(b"x" * 100)  # a killed writer's temporary (mkstemp's name)
+    (path / ".meta-mine.sqlite").write_text("a file of the user's that starts like one")
     for _ in range(3):
         index.save(path)
     names = sorted(p.name for p in path.iterdir())
-    assert names == ["index-1.faiss", "index-2.faiss", "index-foo.faiss", "info.json", "meta-1.sqlite", "meta-2.sqlite",
-                     "notes.txt"]  # fmt: skip
+    assert names == [".meta-mine.sqlite", "index-10.faiss", "index-7.faiss", "index-9.faiss", "index-foo.faiss",
+                     "info.json", "meta-10.sqlite", "meta-9.sqlite", "notes.txt"]  # fmt: skip
     assert len(RetrievalIndex.load(path)) == 2
 
 
@@ -209,3 +211,38 @@ def test_search_parameters_are_checked_when_the_index_is_built(factory, params, 
         RetrievalIndex(8, factory, search_params=params)
     RetrievalIndex(8, "IVF4,Flat", search_params={"nprobe": 2})
     RetrievalIndex(8, "HNSW8", search_params={"efSearch": 16})
+
+
+def test_a_save_over_another_writers_save_is_refused_and_a_new_index_replaces_a_damaged_one(tmp_path):
+    """Two programs that load, add and save: the second save would drop the first's items, so it is refused."""
+    base = RetrievalIndex(4)
+    base.add(["a"], np.eye(4)[:1])
+    base.save(tmp_path / "idx")
+    first, second = RetrievalIndex.load(tmp_path / "idx"), RetrievalIndex.load(tmp_path / "idx")
+    first.add(["b"], np.eye(4)[1:2])
+    first.save(tmp_path / "idx")
+    second.add(["c"], np.eye(4)[2:3])
+    with pytest.raises(ArtifactError, match=r"was saved by another writer \(generation 1\) since this index was loaded"):
+        second.save(tmp_path / "idx")
+    first.add(["d"], np.eye(4)[3:4])
+    first.save(tmp_path / "idx")  # the writer that saved last may save again
+    assert RetrievalIndex.load(tmp_path / "idx").keys() == ["a", "b", "d"]
+    (tmp_path / "idx" / "info.json").write_text('{"format": 1}')  # damaged, or an older avkit's
+    fresh = RetrievalIndex(4)
+    fresh.add(["z"], np.eye(4)[:1])
+    fresh.save(tmp_path / "idx")  # `avkit index build --overwrite`: a new index replaces it
+    assert RetrievalIndex.load(tmp_path / "idx").keys() == ["z"]
+
+
+def test_index_info_fields_of_the_wrong_type_are_named(tmp_path):
+    from avkit.retrieval.index import _canonical, _sha256
+
+    idx = RetrievalIndex(4)
+    idx.add(["a"], np.eye(4)[:1])
+    idx.save(tmp_path / "idx")
+    info = json.loads((tmp_path / "idx" / "info.json").read_text())
+    info.pop("info_sha256")
+    info["dim"] = "four"  # a writer other than avkit, with a valid checksum
+    (tmp_path / "idx" / "info.json").write_text(json.dumps({**info, "info_sha256": _sha256(_canonical(info))}))
+    with pytest.raises(ArtifactError, match="index info field 'dim' is 'four'; the file is damaged"):
+        RetrievalIndex.load(tmp_path / "idx")

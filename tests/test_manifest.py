@@ -134,3 +134,11 @@ def test_a_byte_order_mark_is_accepted_and_a_non_string_id_is_named(tmp_path):
     assert [r.id for r in read_manifest(tmp_path / "m.jsonl")] == ["a1"]
     with pytest.raises(ManifestError, match=r"m.jsonl:4: 'id' must be a non-empty string, got 7"):
         parse_record(json.dumps({**line, "id": 7}), tmp_path / "m.jsonl", 4)
+
+
+def test_an_id_too_long_for_a_file_name_is_refused(tmp_path):
+    from avkit.data.manifest import MAX_ID_BYTES, unsafe_id
+
+    assert unsafe_id("x" * MAX_ID_BYTES) is None
+    assert "241 bytes long; file names allow 240" in unsafe_id("x" * (MAX_ID_BYTES + 1))
+    assert unsafe_id("é" * 121) is not None  # counted in bytes, not characters

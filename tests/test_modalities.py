@@ -104,9 +104,12 @@ def test_settings_and_augmentation_must_be_finite(modality, settings, augment, f
         get_modality(modality).make_pipeline(settings, augment)
 
 
-def test_audio_settings_need_at_least_one_mel_band():
+def test_audio_settings_need_at_least_one_mel_band_and_none_empty():
     from avkit.errors import ConfigError
     from avkit.modalities import get_modality
 
     with pytest.raises(ConfigError, match="n_mels must be at least 1, got 0"):
         get_modality("audio").make_pipeline({"n_mels": 0})
+    with pytest.raises(ConfigError, match="3 of n_mels 200 mel bands would be empty .* use fewer bands or a larger n_fft"):
+        get_modality("audio").make_pipeline({"n_mels": 200})
+    get_modality("audio").make_pipeline({"n_mels": 200, "n_fft": 1024, "win_length": 1024})  # finer FFT bins: fine

@@ -115,3 +115,22 @@ def test_a_gallery_tile_that_cannot_be_read_costs_only_its_tile(tmp_path, caplog
     plot_gallery("image", tmp_path / "good.png", "image", hits, tmp_path / "g.png")
     assert (tmp_path / "g.png").stat().st_size > 1000
     assert "cannot draw" in caplog.text and "passwd" in caplog.text
+
+
+def test_a_decompression_bomb_is_refused_and_costs_only_its_gallery_tile(tmp_path):
+    """A 12,000 x 12,000 PNG of a few hundred KB: refused before decoding; a gallery draws the rest."""
+    from PIL import Image
+
+    from avkit.retrieval.gallery import plot_gallery
+    from avkit.retrieval.index import Hit
+    from avkit.vision.io import load_image
+
+    bomb = tmp_path / "bomb.png"
+    Image.new("L", (20000, 20000)).save(bomb, optimize=True)  # over Pillow's own limit: it raises, not warns
+    with pytest.raises(MediaError, match=r"bomb\.png: image is larger than avkit decodes"):
+        load_image(bomb)
+    good = tmp_path / "good.png"
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(good)
+    hits = [Hit("bomb", 0.9, {"path": str(bomb)}), Hit("passwd", 0.8, {"path": "/etc/passwd"}), Hit("ok", 0.7, {"path": str(good)})]
+    plot_gallery("image", good, "image", hits, tmp_path / "g.png")
+    assert (tmp_path / "g.png").stat().st_size > 0

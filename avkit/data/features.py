@@ -22,6 +22,7 @@ from torch import Tensor
 from avkit.artifacts import load_artifact, require_fields, save_artifact
 from avkit.data.manifest import Manifest, read_manifest
 from avkit.errors import AvkitError, ConfigError, MediaError
+from avkit.fileio import refuse_overwriting
 from avkit.modalities import Pipeline
 from avkit.progress import progress
 
@@ -50,8 +51,7 @@ def compute_features(
     if settings is None:
         raise ConfigError(f"the {modality} modality has no front-end to cache")
     manifest = manifest if isinstance(manifest, Manifest) else read_manifest(manifest, modalities=[modality])
-    if Path(out).resolve() == manifest.path.resolve():
-        raise ConfigError(f"--out {out} is the manifest itself; choose another file")
+    refuse_overwriting(out, [manifest.path, *(manifest.resolve(r, modality) for r in manifest.records)])
     ids: list[str] = []
     feats: list[Tensor] = []
     skipped: list[dict[str, str]] = []

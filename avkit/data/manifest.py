@@ -94,6 +94,10 @@ def parse_boxes(value: Any) -> tuple[Box, ...]:
     return tuple(boxes)
 
 
+#: Longest id, in UTF-8 bytes: a file name (255 bytes on common file systems) less room for ``.png``, ``.wav``.
+MAX_ID_BYTES = 240
+
+
 def unsafe_id(rid: str) -> str | None:
     """Why ``rid`` cannot be a file name inside a folder (a path separator, ``..``, a control
     character), or None if it can."""
@@ -103,6 +107,8 @@ def unsafe_id(rid: str) -> str | None:
         return "it names a folder"
     if any(ord(c) < 32 or ord(c) == 127 for c in rid):
         return "it holds a control character"
+    if len(rid.encode("utf-8")) > MAX_ID_BYTES:
+        return f"it is {len(rid.encode('utf-8'))} bytes long; file names allow {MAX_ID_BYTES} (with room for a suffix)"
     return None
 
 

@@ -7,6 +7,7 @@ random shifts, gain, noise, speed perturbation and SpecAugment in training.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from avkit.audio.augment import SpecAugment, add_noise, change_speed, crop_or_pad, random_shift
-from avkit.audio.io import AUDIO_EXPECTED, load_audio
+from avkit.audio.io import AUDIO_EXPECTED, AudioBlocks, load_audio
 from avkit.audio.transforms import LogMelSpectrogram
 from avkit.config import require_finite
 from avkit.errors import ConfigError
@@ -54,6 +55,12 @@ class AudioSettings:
         if not 0 < self.win_length <= self.n_fft or self.hop_length <= 0:
             raise ConfigError(f"audio settings: need 0 < win_length <= n_fft and hop_length > 0, got "
                               f"win {self.win_length}, n_fft {self.n_fft}, hop {self.hop_length}")  # fmt: skip
+        with warnings.catch_warnings():  # torchaudio warns about empty bands; the error below says it better
+            warnings.simplefilter("ignore")
+            empty = int((self.frontend().mel.fb_t.amax(1) == 0).sum())
+        if empty:
+            raise ConfigError(f"audio settings: {empty} of n_mels {self.n_mels} mel bands would be empty (narrower "
+                              f"than one of the {self.n_fft // 2 + 1} FFT bins); use fewer bands or a larger n_fft")  # fmt: skip
 
     @property
     def num_samples(self) -> int | None:
@@ -207,10 +214,14 @@ class AudioPipeline(Pipeline):
         return logmel
 
 
+#: A gallery tile shows at most this much of a clip: a long file costs its first block, not all of it.
+RENDER_SECONDS = 10.0
+
+
 def _render(path: Path) -> np.ndarray:
-    """The clip's log-mel spectrogram ``(n_mels, frames)`` in dB, low frequencies first."""
+    """The clip's first ``RENDER_SECONDS`` as a log-mel spectrogram ``(n_mels, frames)`` in dB, low frequencies first."""
     s = AudioSettings()
-    return s.frontend()(load_audio(path, s.sample_rate)).numpy()
+    return s.frontend()(next(iter(AudioBlocks(path, s.sample_rate, block_seconds=RENDER_SECONDS)))).numpy()
 
 
 AUDIO = register_modality(

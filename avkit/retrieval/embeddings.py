@@ -55,6 +55,7 @@ class Embeddings:
     modality: str
     fingerprint: str
     checkpoint: str = ""
+    file: str = ""  #: the embeddings file it was loaded from ("" if made in memory)
 
     @property
     def dim(self) -> int:
@@ -125,4 +126,5 @@ def load_embeddings(path: str | Path) -> Embeddings:
     if vectors.dim() != 2 or not len(h["ids"]) == len(h["labels"]) == len(h["paths"]) == len(vectors):
         raise ArtifactError(art.path, f"{len(h['ids'])} ids, {len(h['labels'])} labels and {len(h['paths'])} paths "
                             f"but vectors of shape {tuple(vectors.shape)}; the file is damaged")  # fmt: skip
-    return Embeddings(vectors, h["ids"], h["labels"], h["paths"], h["modality"], h["fingerprint"], h.get("checkpoint", ""))
+    return Embeddings(vectors, h["ids"], h["labels"], h["paths"], h["modality"], h["fingerprint"],
+                      h.get("checkpoint", ""), str(art.path))  # fmt: skip

@@ -25,8 +25,8 @@ def _draw(ax: plt.Axes, modality: str, path: str | Path | None) -> None:
         return
     try:
         arr = mod.render(Path(path))
-    except AvkitError as exc:  # a bad result costs its tile, not the picture
-        log.warning("gallery: cannot draw %s: %s", path, exc)
+    except Exception as exc:  # noqa: BLE001 - any bad result (a plugin's renderer too) costs its tile, not the picture
+        log.warning("gallery: cannot draw %s: %s", path, exc if isinstance(exc, AvkitError) else f"{type(exc).__name__}: {exc}")
         ax.text(0.5, 0.5, f"unreadable\n{Path(path).name}", ha="center", va="center", fontsize=7, color="red")
         return
     if arr.ndim == 2:

@@ -46,6 +46,13 @@ log = logging.getLogger(__name__)
 
 Metric = Literal["cosine", "l2"]
 FORMAT = 2  # 2: info.json records checksums
+#: The fields of ``info.json`` and their types.
+INFO_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "dim": int, "metric": str, "factory": str, "fingerprint": str, "modality": str, "generation": int,
+    "first_generation": int, "sha256": dict, "search_params": dict, "count": int,
+}  # fmt: skip
+#: Temporaries of a save (``mkstemp`` names): removed when found, since under the lock they are a dead writer's.
+TEMPORARY_FILE = re.compile(r"\.(?:index-\d+\.faiss\.[a-z0-9_]{8}\.faiss|meta-[a-z0-9_]{8}\.sqlite|info\.json\.[a-z0-9_]{8}\.json)")
 #: The files of one generation: ``index-N.faiss`` and ``meta-N.sqlite``.
 GENERATION_FILE = re.compile(r"(?:index-(\d+)\.faiss|meta-(\d+)\.sqlite)")
 _SCHEMA = """
@@ -111,6 +118,7 @@ class RetrievalIndex:
         self.dim, self.factory, self.metric = dim, factory, metric
         self.fingerprint, self.modality = fingerprint, modality
         self.index = self._build(dim, factory, metric)
+        self.source: tuple[Path, int] | None = None  # (directory, generation) this index was loaded from
         self.search_params: dict[str, int] = {}
         self.set_search_params(search_params or {})
         self.db = sqlite3.connect(":memory:")
@@ -247,9 +255,19 @@ class RetrievalIndex:
             rows.update({r[0]: (r[1], r[2]) for r in self.db.execute(sql, part)})
         out = []
         for srow, irow in zip(scores, ids):
-            hits = [Hit(rows[i][0], float(s), _metadata(*rows[i])) for s, i in zip(srow, irow) if i in rows]
+            hits = [Hit(rows[i][0], float(s), self._metadata(*rows[i])) for s, i in zip(srow, irow) if i in rows]
             out.append(hits[:k])
         return out
+
+    def _metadata(self, key: str, text: str) -> dict[str, Any]:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = None
+        if not isinstance(value, dict):
+            where = f"{self.source[0]}: " if self.source else ""
+            raise RetrievalError(f"{where}the index's metadata of id {key!r} is not a JSON object; the index is damaged")
+        return value
 
     # -- persistence -------------------------------------------------------
     def info(self) -> dict[str, Any]:
@@ -262,16 +280,17 @@ class RetrievalIndex:
 
         Holds the directory's writer lock. The previous generation is kept for readers that
         opened ``info.json`` just before the switch; older ones are removed, and so are
-        temporaries left by killed writers. Other files in the directory are left alone.
+        temporaries left by killed writers. Only generations this folder's index wrote (from
+        ``first_generation`` in ``info.json``) are ever removed: other files are left alone,
+        whatever their names.
         """
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise ArtifactError(path, "exists and is not an index directory")
         with folder_lock(path, "index"):
-            old = _read_info(path) if (path / "info.json").is_file() else None
-            gen = (old or {}).get("generation", -1) + 1
+            gen, first = self._next_generation(path)
             for stale in path.iterdir():  # under the lock, any temporary of ours is a dead writer's
-                if stale.name.startswith((".index-", ".meta-", ".info.json.")):
+                if TEMPORARY_FILE.fullmatch(stale.name):
                     stale.unlink(missing_ok=True)
             faiss_bytes = faiss.serialize_index(self.index)
             atomic_write_bytes(path / f"index-{gen}.faiss", faiss_bytes.tobytes())
@@ -287,12 +306,40 @@ class RetrievalIndex:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
                 raise
-            info = {**self.info(), "generation": gen, "sha256": {"faiss": _sha256(faiss_bytes), "meta": meta_sum}}
+            info = {**self.info(), "generation": gen, "first_generation": first,
+                    "sha256": {"faiss": _sha256(faiss_bytes), "meta": meta_sum}}  # fmt: skip
             atomic_write_json(path / "info.json", {**info, "info_sha256": _sha256(_canonical(info))})
+            self.source = (path.resolve(), gen)
             for stale in path.iterdir():
                 match = GENERATION_FILE.fullmatch(stale.name)
-                if match and int(match.group(1) or match.group(2)) < gen - 1:
+                if match and first <= int(match.group(1) or match.group(2)) < gen - 1:
                     stale.unlink(missing_ok=True)
+
+    def _next_generation(self, path: Path) -> tuple[int, int]:
+        """The generation a save into ``path`` writes, and the first generation of its index there.
+
+        An index loaded from ``path`` must still be at the generation it was loaded from (or two
+        programs that load, add and save would each drop the other's items). A new index replaces
+        whatever is there, even a damaged one, with a generation above any file present; it takes
+        over the files of a readable index it replaces, and no others.
+        """
+        old = None
+        if (path / "info.json").is_file():
+            try:
+                old = _read_info(path)
+            except ArtifactError as exc:
+                if self.source is not None and self.source[0] == path.resolve():
+                    raise
+                log.warning("replacing a damaged or older index; its files are left as they are: %s", exc)
+        if self.source is not None and self.source[0] == path.resolve():
+            if old is None or old["generation"] != self.source[1]:
+                now = "removed" if old is None else f"saved by another writer (generation {old['generation']})"
+                raise ArtifactError(path, f"was {now} since this index was loaded (generation {self.source[1]}); "
+                                    "load it again and redo the change")  # fmt: skip
+            return old["generation"] + 1, old["first_generation"]
+        found = [int(m.group(1) or m.group(2)) for f in path.iterdir() if (m := GENERATION_FILE.fullmatch(f.name))]
+        gen = max([*found, old["generation"] if old else -1]) + 1
+        return gen, old["first_generation"] if old else gen
 
     @classmethod
     def load(
@@ -328,6 +375,7 @@ class RetrievalIndex:
                 raise ArtifactError(path, f"index was built with {what} {actual!r}, but the query uses {expected!r}; "
                                     "rebuild the index with the same checkpoint (avkit embed, then avkit index build)")  # fmt: skip
         self = cls.__new__(cls)
+        self.source = (path.resolve(), info["generation"])
         self.dim, self.factory, self.metric = info["dim"], info["factory"], info["metric"]
         self.fingerprint, self.modality = info["fingerprint"], info["modality"]
         gen = info["generation"]
@@ -376,16 +424,6 @@ def _read_checked(file: Path, expected: str, what: str) -> bytes:
     return data
 
 
-def _metadata(key: str, text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict):
-        raise RetrievalError(f"the index's metadata of id {key!r} is not a JSON object; the index is damaged")
-    return value
-
-
 def _read_info(path: Path) -> dict[str, Any]:
     info_file = path / "info.json"
     if not info_file.is_file():
@@ -402,7 +440,9 @@ def _read_info(path: Path) -> dict[str, Any]:
     recorded = info.pop("info_sha256", None)
     if recorded != _sha256(_canonical(info)):
         raise ArtifactError(info_file, "index info does not match its checksum; the file is damaged")
-    missing = {"dim", "metric", "factory", "fingerprint", "modality", "generation", "sha256"} - set(info)
-    if missing:
-        raise ArtifactError(info_file, f"index info lacks {sorted(missing)}")
+    for name, types in INFO_FIELDS.items():
+        if not isinstance(info.get(name), types) or isinstance(info.get(name), bool):
+            raise ArtifactError(info_file, f"index info field {name!r} is {info.get(name)!r}; the file is damaged")
+    if not all(isinstance(info["sha256"].get(k), str) for k in ("faiss", "meta")):
+        raise ArtifactError(info_file, "index info lacks the checksums of its files; the file is damaged")
     return info

@@ -22,7 +22,7 @@ def _check_same_source(embeddings: Sequence[Embeddings]) -> None:
         for what, a, b in (("modality", first.modality, emb.modality), ("model", first.fingerprint, emb.fingerprint),
                            ("dimension", first.dim, emb.dim)):  # fmt: skip
             if a != b:
-                raise ArtifactError(Path(emb.checkpoint or "embeddings"), f"embeddings of {what} {b!r} cannot join "
+                raise ArtifactError(Path(emb.file or "embeddings"), f"embeddings of {what} {b!r} cannot join "
                                     f"embeddings of {what} {a!r} in one index")  # fmt: skip
 
 
@@ -43,11 +43,12 @@ def build_index(
 
 def add_embeddings(index: RetrievalIndex, emb: Embeddings, replace: bool = False) -> int:
     """Add ``emb`` to ``index`` (same model and modality); returns how many items it holds now."""
+    source = Path(emb.file or "embeddings")
     if emb.modality != index.modality:
-        raise ArtifactError(Path(emb.checkpoint or "embeddings"), f"holds {emb.modality} embeddings, but the index holds {index.modality}")
+        raise ArtifactError(source, f"holds {emb.modality} embeddings, but the index holds {index.modality}")
     if emb.fingerprint != index.fingerprint:
-        raise ArtifactError(Path(emb.checkpoint or "embeddings"), f"come from model {emb.fingerprint}, but the index "
-                            f"was built with model {index.fingerprint}; embed with the index's checkpoint")  # fmt: skip
+        raise ArtifactError(source, f"holds embeddings from model {emb.fingerprint}, but the index was built with "
+                            f"model {index.fingerprint}; embed with the index's checkpoint")  # fmt: skip
     index.add(emb.ids, emb.vectors.numpy(), emb.metadata(), replace=replace)
     return len(index)
 

@@ -36,6 +36,11 @@ def undecodable(path: Path, exc: Exception) -> MediaError:
     return MediaError(path, f"cannot be decoded as an image: expected {IMAGE_EXPECTED}, found {found} (Pillow: {said})")
 
 
+def too_large(path: Path, exc: Exception) -> MediaError:
+    """The error for an image Pillow refuses to open as a decompression bomb."""
+    return MediaError(path, f"image is larger than avkit decodes ({MAX_PIXELS:,} pixels); resize it first (Pillow: {exc})")
+
+
 def _to_rgb_array(img: Image.Image, background: tuple[int, int, int]) -> np.ndarray:
     """Return an ``(H, W, 3)`` float32 array in [0, 1] for any Pillow mode."""
     mode = img.mode
@@ -70,6 +75,8 @@ def load_image(path: str | Path, background: tuple[int, int, int] = (0, 0, 0)) -
                                  f"({MAX_PIXELS:,}); resize it first")  # fmt: skip
             img.load()
             arr = _to_rgb_array(img, background)
+    except Image.DecompressionBombError as exc:
+        raise too_large(path, exc) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise undecodable(path, exc) from None
     if arr.shape[0] == 0 or arr.shape[1] == 0:
@@ -84,6 +91,8 @@ def image_size(path: str | Path) -> tuple[int, int]:
     try:
         with Image.open(path) as img:
             return img.size
+    except Image.DecompressionBombError as exc:
+        raise too_large(path, exc) from None
     except (UnidentifiedImageError, OSError) as exc:
         raise undecodable(path, exc) from None
 
