@@ -1,6 +1,6 @@
 """The hardening trial, re-run: bad and hostile inputs against the CLI, counted (issue 11's acceptance).
 
-    python experiments/hardening_trial.py [--out runs/hardening-trial] [--mutations 60] [--seed 0]
+    python experiments/hardening_trial.py [--out runs/hardening-trial] [--mutations 60] [--kills 12] [--seed 0]
 
 Builds a small AV-digits set, trains a tiny model, embeds and indexes it, then
 runs each case as a fresh ``python -m avkit ...`` process and counts four
@@ -14,7 +14,8 @@ failures:
 - **lost update**: concurrent writers whose results do not add up;
 - **corruption accepted**: a damaged index, checkpoint or embeddings file that
   a command used without an error and with output different from the intact
-  file's.
+  file's; an index that no longer loads after its writer was killed; a killed
+  training that does not resume to the uninterrupted run's weights.
 
 Prints one table (cases and failures per group) and the failing cases, and
 writes ``report.json`` (each case: command, exit status, first error line,
@@ -331,6 +332,45 @@ def corruption(t: Trial, f: dict[str, str], mutations: int) -> None:
     faiss_file.write_bytes(good)
 
 
+def kills(t: Trial, f: dict[str, str], count: int) -> None:
+    """SIGKILL writers at random moments: the index stays loadable with the old or the new items; a killed
+    training resumes to exactly the uninterrupted run's weights."""
+    shutil.copytree(t.work / "idx", t.work / "idx-kill")
+    before = json.loads((t.work / "idx" / "info.json").read_text())["count"]
+    for i in range(count):
+        proc = subprocess.Popen([PY, "-m", "avkit", "index", "add", "--index", t.w("idx-kill"), "--embeddings",
+                                 t.w("add-a.safetensors"), "--replace"], cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        time.sleep(t.rng.uniform(1.0, 3.0))  # importing torch takes about 1.3 s: kills land before, during and after
+        proc.kill()
+        proc.wait()
+        status, out, err, _ = avkit("index", "info", t.w("idx-kill"))
+        failures = [] if status == 0 else [f"corruption accepted: the index no longer loads after a kill: {err.strip()[:150]}"]
+        if status == 0 and json.loads(out)["count"] not in (before, before + 8):
+            failures.append(f"lost update: {json.loads(out)['count']} items after a killed add")
+        t.outcomes.append(Outcome("kills", f"index add killed, {i + 1}", ["index", "add"], status, 0.0, "", failures))
+        print(f"  [{'FAIL' if failures else 'ok':4s}] kills        index add killed, {i + 1}", flush=True)
+    cfg = json.loads((t.work / "config.json").read_text())
+    reference = json.loads((t.work / "run" / "checkpoints" / "last.json").read_text())["fingerprint"]
+    for i in range(max(1, count // 4)):
+        out = t.work / f"run-kill-{i}"
+        (t.work / f"kill-{i}.json").write_text(json.dumps({**cfg, "out": str(out)}))
+        proc = subprocess.Popen([PY, "-m", "avkit", "-q", "train", t.w(f"kill-{i}.json")], cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        time.sleep(t.rng.uniform(2.0, 6.0))
+        proc.kill()
+        proc.wait()
+        again = ["train", t.w(f"kill-{i}.json")]
+        if (out / "checkpoints" / "last.safetensors").exists():
+            again.append("--resume")  # killed after its first checkpoint (or finished: resuming is then a no-op)
+        status, _, err, _ = avkit(*again)
+        final = json.loads((out / "checkpoints" / "last.json").read_text())["fingerprint"] if status == 0 else err.strip()
+        failures = [] if final == reference else [f"corruption accepted: the killed run ends at {final!r}, "
+                                                  f"the uninterrupted one at {reference!r}"]  # fmt: skip
+        t.outcomes.append(Outcome("kills", f"train killed then resumed, {i + 1}", again, status, 0.0, "", failures))
+        print(f"  [{'FAIL' if failures else 'ok':4s}] kills        train killed then resumed, {i + 1}", flush=True)
+
+
 def bad_parameters_and_files(t: Trial, f: dict[str, str]) -> None:
     m, wav = t.w("digits/manifest.jsonl"), f["wav"]
     for extra in (["--hop", "0"], ["--win", "1024", "--n-fft", "512"], ["--sample-rate", "0"], ["--sample-rate", "-5"],
@@ -458,6 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "hardening-trial", help="work folder (emptied first)")
     p.add_argument("--mutations", type=int, default=60, help="damaged-file cases (default 60)")
+    p.add_argument("--kills", type=int, default=12, help="writers killed with SIGKILL (default 12; a quarter are trainings)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     os.umask(0o022)
@@ -471,6 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     paths_and_places(t, files)
     concurrency(t, files)
     corruption(t, files, args.mutations)
+    kills(t, files, args.kills)
     bad_parameters_and_files(t, files)
     inputs_a_user_will_have(t, files)
     groups: dict[str, list[Outcome]] = {}
