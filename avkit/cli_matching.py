@@ -38,6 +38,17 @@ a session:
 """
 
 
+def recall_fraction(text: str) -> float:
+    """An argparse type: a number in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"a recall in (0, 1], got {text!r}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """An argparse type: an integer >= 1."""
     try:
@@ -90,6 +101,10 @@ def _search_params(args: argparse.Namespace) -> dict[str, int]:
 
 def _cmd_index_build(args: argparse.Namespace) -> int:
     from avkit.retrieval import build_index, load_embeddings
+    from avkit.retrieval.tuning import tune_search
+
+    if args.target_recall is not None and (args.nprobe is not None or args.ef_search is not None):
+        raise ConfigError("--target-recall chooses the search setting itself; drop --nprobe / --ef-search")
 
     embeddings = [load_embeddings(p) for p in args.embeddings]
     out = Path(args.out)
@@ -103,8 +118,16 @@ def _cmd_index_build(args: argparse.Namespace) -> int:
         if (out / "info.json").exists() and not args.overwrite:
             raise ArtifactError(args.out, "an index already exists here; pass --overwrite to replace it, or use 'index add'")
         index = build_index(embeddings, args.factory, _search_params(args))
+        if args.target_recall is not None:
+            import numpy as np
+
+            point = tune_search(index, np.concatenate([e.vectors.numpy() for e in embeddings]), args.target_recall,
+                                sample=args.tune_queries)  # fmt: skip
         index.save(args.out)
     print(f"indexed {len(index)} {index.modality} vectors (dim {index.dim}, {args.factory}, cosine) in {args.out}")
+    if args.target_recall is not None:
+        print(f"search setting {point.params or '(the defaults)'}: recall@{point.k} {point.recall:.3f} on {point.sample} "
+              f"held-out queries, {point.ms_per_query:.3f} ms per query (target {args.target_recall})")  # fmt: skip
     return 0
 
 
@@ -228,6 +251,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="faiss index_factory string: Flat (exact), HNSW32, IVF{k},Flat, IVF{k},PQ{m} (default Flat)")  # fmt: skip
     b.add_argument("--nprobe", type=positive_int, help="IVF: lists probed per search")
     b.add_argument("--ef-search", type=positive_int, help="HNSW: search breadth (efSearch)")
+    b.add_argument("--target-recall", type=recall_fraction, metavar="R",
+                   help="measure every search setting of the index on held-out queries and keep the fastest "
+                   "whose recall@10 reaches R (e.g. 0.95); recorded in the index (see 'index info')")  # fmt: skip
+    b.add_argument("--tune-queries", type=positive_int, default=1000,
+                   help="held-out queries for --target-recall (default 1000)")
     b.add_argument("--overwrite", action="store_true", help="replace an existing index at --out")
     b.set_defaults(func=_cmd_index_build)
     a = isub.add_parser("add", help="add an embeddings file to an existing index")

@@ -119,6 +119,7 @@ class RetrievalIndex:
         self.fingerprint, self.modality = fingerprint, modality
         self.index = self._build(dim, factory, metric)
         self.source: tuple[Path, int] | None = None  # (directory, generation) this index was loaded from
+        self.operating_point: dict[str, Any] | None = None  # how search_params were chosen (avkit.retrieval.tuning)
         self.search_params: dict[str, int] = {}
         self.set_search_params(search_params or {})
         self.db = sqlite3.connect(":memory:")
@@ -132,8 +133,8 @@ class RetrievalIndex:
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "invalid"
             raise RetrievalError(f"factory {factory!r} is not a valid faiss index_factory string ({first})") from None
-        if not factory.startswith("IDMap") and "IVF" not in factory:
-            index = faiss.IndexIDMap2(index)  # Flat, HNSW, PQ... take custom ids only through an id map
+        if not isinstance(faiss.downcast_index(index), (faiss.IndexIVF, faiss.IndexIDMap, faiss.IndexIDMap2)):
+            index = faiss.IndexIDMap2(index)  # Flat, HNSW, PQ, refined IVF... take custom ids only through an id map
         return index
 
     def set_search_params(self, params: dict[str, int]) -> None:
@@ -273,7 +274,7 @@ class RetrievalIndex:
     def info(self) -> dict[str, Any]:
         return {"format": FORMAT, "dim": self.dim, "metric": self.metric, "factory": self.factory,
                 "fingerprint": self.fingerprint, "modality": self.modality, "count": len(self),
-                "search_params": self.search_params}  # fmt: skip
+                "search_params": self.search_params, "operating_point": self.operating_point}  # fmt: skip
 
     def save(self, path: str | Path) -> None:
         """Write the index directory atomically: a new generation, then ``info.json`` pointing at it.
@@ -376,6 +377,7 @@ class RetrievalIndex:
                                     "rebuild the index with the same checkpoint (avkit embed, then avkit index build)")  # fmt: skip
         self = cls.__new__(cls)
         self.source = (path.resolve(), info["generation"])
+        self.operating_point = info.get("operating_point") if isinstance(info.get("operating_point"), dict) else None
         self.dim, self.factory, self.metric = info["dim"], info["factory"], info["metric"]
         self.fingerprint, self.modality = info["fingerprint"], info["modality"]
         gen = info["generation"]

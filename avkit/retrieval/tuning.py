@@ -1,0 +1,119 @@
+"""Operating points: the fastest search parameters of an index that reach a target recall.
+
+    index = build_index([emb], "IVF1024,Flat")
+    point = tune_search(index, emb.vectors.numpy(), target_recall=0.95)   # sets index.search_params
+    point.params, point.recall, point.ms_per_query
+
+Every parameter combination faiss's ``ParameterSpace`` knows for the index
+(``nprobe``, ``efSearch``, ``quantizer_efSearch``, ``k_factor_rf``, ...) is a
+candidate. Each is measured on a held-out sample of the indexed vectors: each
+sample vector queries the index, its own entry is ignored, and recall@k is the
+share of its k true nearest neighbours (exact inner product over every vector)
+that the search returns. ``faiss.OperatingPoints`` keeps the Pareto front of
+(recall, time). A combination that is at least as large in every parameter as
+one that already reached the target is skipped: it can only be slower.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+
+import faiss
+import numpy as np
+
+from avkit.retrieval.index import RetrievalError, RetrievalIndex
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """A measured setting: its parameters, recall@k on the sample, and search time per query (batch search)."""
+
+    params: dict[str, int]
+    recall: float
+    ms_per_query: float
+    target_recall: float
+    k: int
+    sample: int
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _parse(name: str) -> dict[str, int]:
+    """``"nprobe=16,quantizer_efSearch=64"`` -> ``{"nprobe": 16, "quantizer_efSearch": 64}``."""
+    return {key: int(float(value)) for key, value in (part.split("=") for part in name.split(",") if part)}
+
+
+def _inner(index: faiss.Index) -> faiss.Index:
+    """The index whose parameters faiss enumerates (through an id map)."""
+    return faiss.downcast_index(index.index) if isinstance(index, (faiss.IndexIDMap, faiss.IndexIDMap2)) else index
+
+
+def measure(index: RetrievalIndex, queries: np.ndarray, own_ids: np.ndarray, truth: np.ndarray, k: int) -> tuple[float, float]:
+    """Recall@k against ``truth (Q, k)`` ignoring each query's own id, and seconds per query (one batch)."""
+    start = time.perf_counter()
+    _, found = index.index.search(queries, k + 1)
+    seconds = (time.perf_counter() - start) / len(queries)
+    hits = [len(set(row[row != own][:k].tolist()) & set(true.tolist())) for row, own, true in zip(found, own_ids, truth)]
+    return float(np.mean(hits)) / k, seconds
+
+
+def tune_search(
+    index: RetrievalIndex, vectors: np.ndarray, target_recall: float, k: int = 10, sample: int = 1000, seed: int = 0
+) -> OperatingPoint:
+    """Set ``index.search_params`` to the fastest combination reaching ``target_recall``; return it.
+
+    Args:
+        vectors: ``(N, D)`` the indexed vectors, row ``i`` stored under faiss id ``i`` (as
+            :func:`~avkit.retrieval.build_index` stores them).
+
+    Raises:
+        RetrievalError: a target outside (0, 1], too few vectors, or no combination reaching the target.
+    """
+    if not 0 < target_recall <= 1:
+        raise RetrievalError(f"target recall must be in (0, 1], got {target_recall}")
+    if index.index.ntotal != len(vectors) or len(vectors) <= k:
+        raise RetrievalError(f"tuning needs the index's own {index.index.ntotal} vectors (more than k={k}), "
+                             f"got {len(vectors)}")  # fmt: skip
+    base = np.ascontiguousarray(vectors, dtype=np.float32)
+    base = index._prepare(base)
+    rng = np.random.default_rng(seed)
+    own = np.sort(rng.choice(len(base), size=min(sample, len(base)), replace=False))
+    queries = np.ascontiguousarray(base[own])
+    exact = faiss.IndexFlatIP(base.shape[1]) if index.metric == "cosine" else faiss.IndexFlatL2(base.shape[1])
+    exact.add(base)
+    _, nearest = exact.search(queries, k + 1)
+    truth = np.stack([row[row != i][:k] for row, i in zip(nearest, own)])
+    space = faiss.ParameterSpace()
+    space.initialize(_inner(index.index))
+    measure(index, queries[:50], own[:50], truth[:50], k)  # warm-up: the first search pays for page faults
+    points = faiss.OperatingPoints()
+    reached: list[int] = []
+    best: OperatingPoint | None = None
+    for combination in range(space.n_combinations()):
+        if any(space.combination_ge(combination, r) for r in reached):
+            continue  # more work than a combination that already reached the target
+        space.set_index_parameters(index.index, combination)
+        recall, seconds = measure(index, queries, own, truth, k)
+        name = space.combination_name(combination)
+        points.add(recall, seconds, name)
+        log.info("  %-40s recall@%d %.3f  %.3f ms/query", name or "(no parameters)", k, recall, 1000 * seconds)
+        if recall >= target_recall:
+            reached.append(combination)
+            if best is None or seconds < best.ms_per_query / 1000:
+                best = OperatingPoint(_parse(name), recall, 1000 * seconds, target_recall, k, len(own))
+    if best is None:
+        top = max(range(points.all_pts.size()), key=lambda i: points.all_pts.at(i).perf, default=None)
+        reachable = f"; the best it reached is {points.all_pts.at(top).perf:.3f}" if top is not None else ""
+        raise RetrievalError(f"no search setting of {index.factory!r} reaches recall@{k} {target_recall}{reachable}. "
+                             "Use a less compressed index (more lists, Flat storage) or a lower target")  # fmt: skip
+    index.search_params = {}
+    index.set_search_params(best.params)
+    index.operating_point = best.as_dict()
+    log.info("chose %s: recall@%d %.3f at %.3f ms/query (target %.2f)", best.params or "(defaults)", k, best.recall,
+             best.ms_per_query, target_recall)  # fmt: skip
+    return best
