@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from avkit.errors import ArtifactError, ConfigError
@@ -80,11 +81,15 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     path = resolve_checkpoint(args.checkpoint)
     model = load_model(path)
     manifest = read_manifest(args.manifest, modalities=[args.modality])
-    refuse_overwriting(args.out, [manifest.path, path, *(manifest.resolve(r, args.modality) for r in manifest.records)])
-    emb, skipped = embed_manifest(model, args.manifest, args.modality, args.split, args.batch_size, args.strict,
-                                  show_progress=True, checkpoint=str(path))  # fmt: skip
-    save_embeddings(args.out, emb)
-    print(f"wrote {len(emb.ids)} {args.modality} embeddings of dim {emb.dim} to {args.out} (model {emb.fingerprint})")
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun
+    out = args.out if world == 1 else args.out.with_name(f"{args.out.stem}.rank{rank}-of-{world}{args.out.suffix}")
+    refuse_overwriting(out, [manifest.path, path, *(manifest.resolve(r, args.modality) for r in manifest.records)])
+    if not manifest.shard(rank, world, args.split).records:
+        raise ConfigError(f"process {rank} of {world} has no records of split {args.split!r} to embed; use fewer processes")
+    emb, skipped = embed_manifest(model, manifest, args.modality, args.split, args.batch_size, args.strict,
+                                  show_progress=rank == 0, checkpoint=str(path), shard=(rank, world))  # fmt: skip
+    save_embeddings(out, emb)
+    print(f"wrote {len(emb.ids)} {args.modality} embeddings of dim {emb.dim} to {out} (model {emb.fingerprint})")
     for rid, reason in skipped:
         print(f"  skipped {rid}: {reason}")
     return 0
@@ -230,7 +235,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("embed", help="embed one modality of a manifest with a trained model",
                        description="Embed every item of one modality (optionally one split) into an "
-                       "embeddings file, batched.", epilog=QUERY_EPILOG, formatter_class=raw)  # fmt: skip
+                       "embeddings file, batched. Under torchrun (torchrun --nproc_per_node N -m avkit embed ...), "
+                       "process R of N embeds every N-th record from R and writes OUT's name with .rankR-of-N "
+                       "before the suffix; 'avkit index build --embeddings' takes them all.",
+                       epilog=QUERY_EPILOG, formatter_class=raw)  # fmt: skip
     p.add_argument("--checkpoint", required=True, type=Path, help="run directory (uses its best checkpoint) or .safetensors")
     p.add_argument("--manifest", required=True, type=Path, help="manifest.jsonl")
     p.add_argument("--modality", required=True, choices=list_modalities(), help="which files to embed")

@@ -38,3 +38,33 @@ def test_two_processes_see_every_sample_once_per_epoch_and_only_rank0_writes(sma
     assert json.loads((out / "environment.json").read_text())["world_size"] == 2
     assert json.loads((out / "checkpoints" / "last.json").read_text())["state"]["world_size"] == 2
     assert not list(out.glob("**/*.tmp*")) and not list(out.glob("**/.*"))  # no leftovers from a second writer
+
+
+def test_torchrun_embed_splits_the_manifest_and_the_index_takes_every_rank_file(small_digits, trained_run, tmp_path):
+    """2 processes each embed their share into their own file; together they hold the one-process embeddings."""
+    import torch
+
+    from avkit.retrieval import load_embeddings
+    from avkit.retrieval.index import RetrievalIndex
+
+    common = ["embed", "--checkpoint", str(trained_run), "--manifest", str(small_digits / "manifest.jsonl"),
+              "--modality", "image", "--split", "test"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = subprocess.run([sys.executable, "-m", "avkit", "-q", *common, "--out", str(tmp_path / "one.safetensors")],
+                            capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert single.returncode == 0, single.stderr[-2000:]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "avkit", "-q", *common, "--out", str(tmp_path / "emb.safetensors")]  # fmt: skip
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    parts = [load_embeddings(tmp_path / f"emb.rank{r}-of-2.safetensors") for r in (0, 1)]
+    whole = load_embeddings(tmp_path / "one.safetensors")
+    assert parts[0].ids and parts[1].ids and not set(parts[0].ids) & set(parts[1].ids)
+    assert sorted(parts[0].ids + parts[1].ids) == sorted(whole.ids)
+    by_id = {i: v for p in parts for i, v in zip(p.ids, p.vectors)}
+    assert torch.allclose(torch.stack([by_id[i] for i in whole.ids]), whole.vectors, atol=1e-5)
+    from avkit.cli import main
+
+    files = [str(tmp_path / f"emb.rank{r}-of-2.safetensors") for r in (0, 1)]
+    assert main(["index", "build", "--embeddings", *files, "--out", str(tmp_path / "idx")]) == 0
+    assert sorted(RetrievalIndex.load(tmp_path / "idx").keys()) == sorted(whole.ids)

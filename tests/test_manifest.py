@@ -142,3 +142,19 @@ def test_an_id_too_long_for_a_file_name_is_refused(tmp_path):
     assert unsafe_id("x" * MAX_ID_BYTES) is None
     assert "241 bytes long; file names allow 240" in unsafe_id("x" * (MAX_ID_BYTES + 1))
     assert unsafe_id("é" * 121) is not None  # counted in bytes, not characters
+
+
+def test_shards_partition_a_split_and_an_empty_share_is_refused(small_digits, trained_run, tmp_path, monkeypatch, capsys):
+    from avkit.cli import main
+    from avkit.data.manifest import read_manifest
+
+    m = read_manifest(small_digits / "manifest.jsonl")
+    test_ids = [r.id for r in m.split("test")]
+    shards = [m.shard(i, 3, "test") for i in range(3)]
+    assert sorted(r.id for s in shards for r in s.records) == sorted(test_ids)
+    assert all(s.root == m.root for s in shards) and len({r.id for s in shards for r in s.records}) == len(test_ids)
+    monkeypatch.setenv("RANK", str(len(test_ids)))  # more processes than records: the last has none
+    monkeypatch.setenv("WORLD_SIZE", str(len(test_ids) + 1))
+    assert main(["embed", "--checkpoint", str(trained_run), "--manifest", str(small_digits / "manifest.jsonl"),
+                 "--modality", "image", "--split", "test", "--out", str(tmp_path / "e.safetensors")]) == 2  # fmt: skip
+    assert "has no records of split 'test' to embed; use fewer processes" in capsys.readouterr().err

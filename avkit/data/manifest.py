@@ -207,6 +207,13 @@ class Manifest:
         """Absolute path of ``record``'s file for ``modality``."""
         return self.root / record.paths[modality]
 
+    def shard(self, index: int, count: int, split: str | None = None) -> Manifest:
+        """The ``index``-th of ``count`` interleaved parts of ``split``'s records (every ``count``-th, from ``index``),
+        as a manifest of the same folder: ``count`` processes that each take one see every record once."""
+        if not 0 <= index < count:
+            raise ValueError(f"shard {index} of {count} does not exist")
+        return Manifest(self.path, self.split(split)[index::count])
+
     def split(self, name: str | None) -> list[Record]:
         """Records whose split is ``name`` (None: every record)."""
         return self.records if name is None else [r for r in self.records if r.split == name]

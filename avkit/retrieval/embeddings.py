@@ -18,6 +18,7 @@ from torch import Tensor
 from avkit.artifacts import load_artifact, require_fields, save_artifact
 from avkit.data.batch import Batch
 from avkit.data.dataset import ManifestDataset, map_batches
+from avkit.data.manifest import Manifest, read_manifest
 from avkit.errors import ArtifactError
 from avkit.modalities import Pipeline
 
@@ -76,14 +77,22 @@ def embed_manifest(
     workers: int = 0,
     show_progress: bool = False,
     checkpoint: str = "",
+    shard: tuple[int, int] = (0, 1),
 ) -> tuple[Embeddings, list[tuple[str, str]]]:
     """Embed one modality of a manifest (one split, or all); returns the embeddings and the skipped items.
+
+    Args:
+        shard: ``(index, count)``: embed only every ``count``-th record from ``index`` (one process's
+            share under ``torchrun``; :meth:`~avkit.data.manifest.Manifest.shard`).
 
     Raises:
         ConfigError: the model does not embed ``modality``.
         AvkitError: with ``strict``, the first unreadable file.
     """
     tower = embedder.tower_for(modality)
+    if shard != (0, 1):
+        full = manifest if isinstance(manifest, Manifest) else read_manifest(manifest, modalities=[modality])
+        manifest, split = full.shard(*shard, split=split), None
     ds = ManifestDataset(manifest, {tower: embedder.pipelines()[tower]}, split=split, strict=strict)
     vectors, ids, skipped = map_batches(ds, lambda b: embedder.embed_batch(tower, b), batch_size, workers,
                                         show_progress, f"embedding {modality}")  # fmt: skip
