@@ -73,6 +73,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rank_and_world() -> tuple[int, int]:
+    """This process's rank and the number of processes, from torchrun's RANK and WORLD_SIZE (0, 1 without)."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0")) if world > 1 else 0
+    except ValueError:
+        raise ConfigError(f"RANK={os.environ.get('RANK')!r} and WORLD_SIZE={os.environ.get('WORLD_SIZE')!r} "
+                          "must be integers (torchrun sets them)") from None  # fmt: skip
+    if world > 1 and "RANK" not in os.environ:
+        raise ConfigError(f"WORLD_SIZE={world} but no RANK: every process would write the same file; run under torchrun")
+    if world < 1 or not 0 <= rank < world:
+        raise ConfigError(f"RANK={rank} is not one of the {world} processes of WORLD_SIZE")
+    return rank, world
+
+
 def _cmd_embed(args: argparse.Namespace) -> int:
     from avkit.data.manifest import read_manifest
     from avkit.models import load_model, resolve_checkpoint
@@ -81,7 +96,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     path = resolve_checkpoint(args.checkpoint)
     model = load_model(path)
     manifest = read_manifest(args.manifest, modalities=[args.modality])
-    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun
+    rank, world = _rank_and_world()
     out = args.out if world == 1 else args.out.with_name(f"{args.out.stem}.rank{rank}-of-{world}{args.out.suffix}")
     refuse_overwriting(out, [manifest.path, path, *(manifest.resolve(r, args.modality) for r in manifest.records)])
     if not manifest.shard(rank, world, args.split).records:
@@ -132,7 +147,8 @@ def _cmd_index_build(args: argparse.Namespace) -> int:
     print(f"indexed {len(index)} {index.modality} vectors (dim {index.dim}, {args.factory}, cosine) in {args.out}")
     if args.target_recall is not None:
         print(f"search setting {point.params or '(the defaults)'}: recall@{point.k} {point.recall:.3f} on {point.sample} "
-              f"held-out queries, {point.ms_per_query:.3f} ms per query (target {args.target_recall})")  # fmt: skip
+              f"indexed vectors as queries (each left out of its own results), {point.ms_per_query:.3f} ms per "
+              f"query one at a time (target {args.target_recall})")  # fmt: skip
     return 0
 
 
@@ -260,10 +276,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--nprobe", type=positive_int, help="IVF: lists probed per search")
     b.add_argument("--ef-search", type=positive_int, help="HNSW: search breadth (efSearch)")
     b.add_argument("--target-recall", type=recall_fraction, metavar="R",
-                   help="measure every search setting of the index on held-out queries and keep the fastest "
+                   help="measure every search setting of the index on a sample of its vectors (each left out of "
+                   "its own results) and keep the fastest "
                    "whose recall@10 reaches R (e.g. 0.95); recorded in the index (see 'index info')")  # fmt: skip
     b.add_argument("--tune-queries", type=positive_int, default=1000,
-                   help="held-out queries for --target-recall (default 1000)")
+                   help="sample size for --target-recall (default 1000)")
     b.add_argument("--overwrite", action="store_true", help="replace an existing index at --out")
     b.set_defaults(func=_cmd_index_build)
     a = isub.add_parser("add", help="add an embeddings file to an existing index")

@@ -163,10 +163,10 @@ def main(argv: list[str] | None = None) -> int:
             params = ", ".join(f"{k}={v}" for k, v in r["params"].items())
             print(f"| {name} | {family} | {params} | {r['recall']:.3f} | {r['x1']:.1f} | {r['xb']:.1f} |")
     print()
-    for name in chosen:  # any operating point counts, not only each family's fastest at batch 1
+    for name in chosen:  # issue 10's target; any operating point counts, not only each family's fastest
         met = list(dict.fromkeys(r["family"] for r in rows if r["setting"] == name and r["family"] != "Flat"
-                                 and r["recall"] >= 0.95 and min(r["x1"], r["xb"]) >= 10))  # fmt: skip
-        print(f"**{name}: recall@10 >= 0.95 at >= 10x Flat's QPS at batch 1 and at batch 1000: "
+                                 and r["recall"] >= 0.95 and r["x1"] >= 100 and r["xb"] >= 10))  # fmt: skip
+        print(f"**{name}: recall@10 >= 0.95 at >= 100x Flat's QPS at batch 1 and >= 10x at batch 1000: "
               f"{'met by ' + ', '.join(met) if met else 'not met'}.**")  # fmt: skip
     if args.plot:
         plot(rows, args.plot)

@@ -82,3 +82,47 @@ def test_the_cli_records_the_operating_point_and_refuses_mixed_settings(tmp_path
     assert "search setting {'nprobe':" in capsys.readouterr().out
     info = json.loads((tmp_path / "idx" / "info.json").read_text())
     assert info["operating_point"]["target_recall"] == 0.95 and info["search_params"] == info["operating_point"]["params"]
+
+
+def test_exact_neighbours_in_chunks_equal_one_search_and_leave_each_query_out():
+    from avkit.retrieval.tuning import exact_neighbours
+
+    x = _clustered(500)
+    index = RetrievalIndex(32)
+    rows = np.array([0, 17, 499])
+    _, whole = exact_neighbours(x, rows, 10, index._prepare, "cosine", chunk=10_000)
+    _, chunked = exact_neighbours(x, rows, 10, index._prepare, "cosine", chunk=7)
+    assert np.array_equal(whole, chunked) and not any(r in t for r, t in zip(rows, whole))
+
+
+def test_several_files_train_an_ivf_on_all_of_them_and_a_change_drops_the_operating_point():
+    import torch
+
+    from avkit.retrieval import Embeddings, build_index
+
+    x = _clustered(3000)
+    parts = [Embeddings(torch.from_numpy(x[a:b]), [str(i) for i in range(a, b)], [None] * (b - a), [""] * (b - a),
+                        "audio", "fp") for a, b in ((0, 100), (100, 3000))]  # fmt: skip
+    index = build_index(parts, "IVF256,Flat")  # the first file alone is too small to train 256 lists
+    assert len(index) == 3000
+    tune_search(index, x, target_recall=0.9, sample=200)
+    assert index.operating_point is not None
+    index.add(["new"], x[:1])
+    assert index.operating_point is None  # the recall it recorded is no longer measured
+
+
+def test_embed_needs_both_rank_and_world_size(monkeypatch, tmp_path, capsys):
+    from avkit.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("RANK", raising=False)
+    args = ["embed", "--checkpoint", str(tmp_path), "--manifest", "m.jsonl", "--modality", "image", "--out", "e"]
+    assert main(args) == 2 and "no checkpoints" in capsys.readouterr().err  # the checkpoint is checked first
+    from avkit.cli_matching import _rank_and_world
+    from avkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="WORLD_SIZE=2 but no RANK: every process would write the same file"):
+        _rank_and_world()
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("RANK", "1")
+    assert _rank_and_world() == (0, 1)  # one process: RANK does not matter

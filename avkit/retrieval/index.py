@@ -133,7 +133,9 @@ class RetrievalIndex:
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "invalid"
             raise RetrievalError(f"factory {factory!r} is not a valid faiss index_factory string ({first})") from None
-        if not isinstance(faiss.downcast_index(index), (faiss.IndexIVF, faiss.IndexIDMap, faiss.IndexIDMap2)):
+        top = faiss.downcast_index(index)
+        native = faiss.try_extract_index_ivf(index) is not None and not isinstance(top, faiss.IndexRefine)
+        if not native and not isinstance(top, (faiss.IndexIDMap, faiss.IndexIDMap2)):
             index = faiss.IndexIDMap2(index)  # Flat, HNSW, PQ, refined IVF... take custom ids only through an id map
         return index
 
@@ -200,12 +202,24 @@ class RetrievalIndex:
             return
         if not self.index.is_trained:
             self._train(vecs)
+        self._contents_changed()
         start = self.db.execute("SELECT COALESCE(MAX(id), -1) + 1 FROM items").fetchone()[0]
         ids = np.arange(start, start + len(keys), dtype=np.int64)
         self.index.add_with_ids(vecs, ids)
         self.db.executemany("INSERT INTO items (id, key, metadata) VALUES (?, ?, ?)",
                             [(int(i), k, json.dumps(m)) for i, k, m in zip(ids, keys, metadata)])  # fmt: skip
         self.db.commit()
+
+    def train(self, vectors: Any) -> None:
+        """Train an index that needs it (IVF, PQ) on ``vectors (N, dim)``, e.g. a sample of several files,
+        before adding; otherwise the first ``add`` trains it on what it adds."""
+        if not self.index.is_trained:
+            self._train(self._prepare(_as_matrix(vectors, self.dim, "train")))
+
+    def _contents_changed(self) -> None:
+        if self.operating_point is not None:
+            log.info("the index's contents changed: its measured operating point is dropped (tune it again)")
+            self.operating_point = None
 
     def _train(self, vecs: np.ndarray) -> None:
         ivf = faiss.try_extract_index_ivf(self.index)
@@ -222,6 +236,7 @@ class RetrievalIndex:
         ids = np.array([r[0] for r in rows if r is not None], dtype=np.int64)
         if len(ids) == 0:
             return 0
+        self._contents_changed()
         try:
             self.index.remove_ids(ids)
             self.db.executemany("DELETE FROM items WHERE id = ?", [(int(i),) for i in ids])

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from avkit.errors import ArtifactError
 from avkit.retrieval.embeddings import Embedder, Embeddings, embed_files
 from avkit.retrieval.index import Hit, RetrievalIndex
@@ -36,6 +38,8 @@ def build_index(
     first = embeddings[0]
     index = RetrievalIndex(first.dim, factory, fingerprint=first.fingerprint, modality=first.modality,
                            search_params=search_params)  # fmt: skip
+    if len(embeddings) > 1 and not index.index.is_trained:  # on all the files, not on the first one's share
+        index.train(np.concatenate([e.vectors.numpy() for e in embeddings]))
     for emb in embeddings:
         index.add(emb.ids, emb.vectors.numpy(), emb.metadata())
     return index
