@@ -172,6 +172,17 @@ def describe_file(path: str | Path) -> str:
     return f"{kind} of {size:,} bytes"
 
 
+def undecodable_error(path: Path, what: str, expected: str, own_kinds: tuple[str, ...], library: str,
+                      said: str) -> MediaError:  # fmt: skip
+    """The error for a file a decoder refused: ``cannot be decoded as {what}: expected {expected}, found
+    {describe_file(path)} ({library}: {said})``. A file of one of ``own_kinds`` (``"a PNG"``, ...) is
+    said to be damaged or truncated."""
+    found = describe_file(path)
+    if found.startswith(own_kinds):
+        found += " that is damaged or truncated"
+    return MediaError(path, f"cannot be decoded as {what}: expected {expected}, found {found} ({library}: {said})")
+
+
 def _is_text(head: bytes) -> bool:
     try:
         text = head.decode("utf-8")

@@ -31,7 +31,7 @@ import torch
 import torchaudio.functional as AF
 
 from avkit.errors import MediaError
-from avkit.fileio import atomic_open, describe_file, require_file
+from avkit.fileio import atomic_open, require_file, undecodable_error
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +55,7 @@ _UNKNOWN_LENGTH = (0, 0xFFFFFFFF)  # what streaming writers put in the header wh
 def undecodable(path: Path, exc: Exception) -> MediaError:
     """The error for a file libsndfile cannot decode: what was expected, what the file is, what libsndfile said."""
     said = re.sub(r"^Error opening .*?: ", "", str(exc).strip()) or type(exc).__name__
-    found = describe_file(path)
-    if found.startswith(("a WAV", "a FLAC", "an Ogg")):
-        found += " that is damaged or truncated"
-    return MediaError(path, f"cannot be decoded as audio: expected {AUDIO_EXPECTED}, found {found} (libsndfile: {said})")
+    return undecodable_error(path, "audio", AUDIO_EXPECTED, ("a WAV", "a FLAC", "an Ogg"), "libsndfile", said)
 
 
 def promised_frames(extra_info: str, frames: int) -> int | None:
@@ -102,19 +99,20 @@ def read_audio(path: str | Path, mixdown: Mixdown = "mean", strict: bool = False
     _check_truncation(path, promised, data.shape[0], sr, strict)
     if data.shape[0] == 0:
         raise MediaError(path, "contains no samples (zero-length audio)")
-    if data.shape[1] > 1:
-        if mixdown == "error":
-            raise MediaError(path, f"has {data.shape[1]} channels; expected mono")
-        data = data.mean(axis=1) if mixdown == "mean" else data[:, 0]
-    else:
-        data = data[:, 0]
+    return _finite_mono(path, data, mixdown), int(sr)
+
+
+def _finite_mono(path: Path, data: np.ndarray, mixdown: Mixdown, offset: int = 0) -> np.ndarray:
+    """``(T, C)`` samples -> mono ``(T,)`` float32 by ``mixdown``; MediaError for several channels under
+    ``"error"``, or for NaN/Inf samples (counted, the first named by its index in the file: ``offset`` + row)."""
+    if data.shape[1] > 1 and mixdown == "error":
+        raise MediaError(path, f"has {data.shape[1]} channels; expected mono")
+    data = data.mean(axis=1) if data.shape[1] > 1 and mixdown == "mean" else data[:, 0]
     bad = ~np.isfinite(data)
     if bad.any():
-        first = int(np.argmax(bad))
-        raise MediaError(
-            path, f"contains {int(bad.sum())} non-finite samples (NaN or Inf), the first at sample {first}"
-        )
-    return np.ascontiguousarray(data, dtype=np.float32), int(sr)
+        first = offset + int(np.argmax(bad))
+        raise MediaError(path, f"contains {int(bad.sum())} non-finite samples (NaN or Inf), the first at sample {first}")
+    return np.ascontiguousarray(data, dtype=np.float32)
 
 
 def load_audio(
@@ -167,7 +165,7 @@ class AudioBlocks:
             raise undecodable(self.path, exc) from None
         if self.frames == 0:
             raise MediaError(self.path, "contains no samples (zero-length audio)")
-        if self.channels > 1 and mixdown == "error":
+        if self.channels > 1 and mixdown == "error":  # at once, not at the first block
             raise MediaError(self.path, f"has {self.channels} channels; expected mono")
         _check_truncation(self.path, promised, self.frames, self.file_rate, strict)
         g = math.gcd(self.file_rate, sample_rate)
@@ -179,12 +177,7 @@ class AudioBlocks:
 
     def _read(self, handle: sf.SoundFile, start: int, stop: int) -> np.ndarray:
         handle.seek(start)
-        data = handle.read(stop - start, dtype="float32", always_2d=True)
-        data = data.mean(axis=1) if self.mixdown == "mean" else data[:, 0]
-        if not np.isfinite(data).all():
-            first = start + int(np.argmax(~np.isfinite(data)))
-            raise MediaError(self.path, f"contains non-finite samples (NaN or Inf), the first at sample {first}")
-        return data
+        return _finite_mono(self.path, handle.read(stop - start, dtype="float32", always_2d=True), self.mixdown, start)
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         try:

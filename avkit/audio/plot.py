@@ -28,11 +28,28 @@ COLUMNS = 1500
 
 
 def loudest_window(wav: Tensor, win_length: int) -> int:
-    """Start sample of the ``win_length`` window with the most energy (hop: win_length // 4)."""
-    if wav.shape[-1] <= win_length:
-        return 0
-    energy = wav.square().unfold(-1, win_length, max(1, win_length // 4)).sum(-1)
-    return int(energy.argmax()) * max(1, win_length // 4)
+    """Start sample of the ``win_length`` window with the most energy (hop: win_length // 4) of ``wav (T,)``."""
+    return _loudest([wav.reshape(-1)], win_length)[0]
+
+
+def _loudest(blocks: Iterable[Tensor], win_length: int) -> tuple[int, Tensor | None]:
+    """The loudest window of a signal given as consecutive blocks: its start and samples (0 and None when the
+    signal is shorter than a window). Windows start at multiples of the hop, carried across blocks; the
+    first of equally loud windows wins."""
+    hop = max(1, win_length // 4)
+    best, start, window, buf, offset = -1.0, 0, None, torch.zeros(0), 0  # offset: sample index of buf[0]
+    for block in blocks:
+        buf = torch.cat([buf, block])
+        first = -(-offset // hop) * hop - offset
+        if buf.shape[0] - first >= win_length:
+            energy = buf[first:].square().unfold(0, win_length, hop).sum(-1)
+            k = int(energy.argmax())
+            if float(energy[k]) > best:
+                best, start = float(energy[k]), offset + first + k * hop
+                window = buf[first + k * hop : first + k * hop + win_length].clone()
+            drop = first + energy.shape[0] * hop
+            buf, offset = buf[drop:], offset + drop
+    return start, window
 
 
 @dataclass
@@ -85,19 +102,7 @@ def audio_overview(
     """
     spc = max(1, math.ceil(num_samples / columns))
     envelope = torch.cat(list(_pool(blocks, spc, "minmax")), dim=0).numpy()
-    hop = max(1, win_length // 4)
-    best, start, window, buf, offset = -1.0, 0, None, torch.zeros(0), 0  # offset: sample index of buf[0]
-    for block in blocks:  # windows at multiples of hop, as loudest_window, carried across blocks
-        buf = torch.cat([buf, block])
-        first = -(-offset // hop) * hop - offset
-        if buf.shape[0] - first >= win_length:
-            energy = buf[first:].square().unfold(0, win_length, hop).sum(-1)
-            k = int(energy.argmax())
-            if float(energy[k]) > best:
-                best, start = float(energy[k]), offset + first + k * hop
-                window = buf[first + k * hop : first + k * hop + win_length].clone()
-            drop = first + energy.shape[0] * hop
-            buf, offset = buf[drop:], offset + drop
+    start, window = _loudest(blocks, win_length)
     if window is None:  # shorter than one window: it starts at 0, zero-padded
         whole = torch.cat(list(blocks))
         window = torch.nn.functional.pad(whole, (0, max(0, win_length - whole.shape[0])))[:win_length]

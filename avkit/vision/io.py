@@ -18,7 +18,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from avkit.errors import MediaError
-from avkit.fileio import atomic_open, describe_file, require_file
+from avkit.fileio import atomic_open, require_file, undecodable_error
 
 IMAGE_EXPECTED = "an image (PNG, JPEG, ...)"
 #: Images larger than this many pixels are refused before decoding (a few-KB PNG can expand to
@@ -30,10 +30,7 @@ SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", "
 def undecodable(path: Path, exc: Exception) -> MediaError:
     """The error for a file Pillow cannot decode: what was expected, what the file is, what Pillow said."""
     said = str(exc).replace(f"{str(path)!r}", "").replace(str(path), "").strip() or type(exc).__name__
-    found = describe_file(path)
-    if found.startswith(("a PNG", "a JPEG", "a GIF", "a BMP", "a WebP")):
-        found += " that is damaged or truncated"
-    return MediaError(path, f"cannot be decoded as an image: expected {IMAGE_EXPECTED}, found {found} (Pillow: {said})")
+    return undecodable_error(path, "an image", IMAGE_EXPECTED, ("a PNG", "a JPEG", "a GIF", "a BMP", "a WebP"), "Pillow", said)
 
 
 def too_large(path: Path, exc: Exception) -> MediaError:
