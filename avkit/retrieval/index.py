@@ -339,15 +339,16 @@ class RetrievalIndex:
         whatever is there, even a damaged one, with a generation above any file present; it takes
         over the files of a readable index it replaces, and no others.
         """
+        loaded_here = self.source is not None and self.source[0] == path.resolve()
         old = None
         if (path / "info.json").is_file():
             try:
                 old = _read_info(path)
             except ArtifactError as exc:
-                if self.source is not None and self.source[0] == path.resolve():
+                if loaded_here:
                     raise
                 log.warning("replacing a damaged or older index; its files are left as they are: %s", exc)
-        if self.source is not None and self.source[0] == path.resolve():
+        if loaded_here:
             if old is None or old["generation"] != self.source[1]:
                 now = "removed" if old is None else f"saved by another writer (generation {old['generation']})"
                 raise ArtifactError(path, f"was {now} since this index was loaded (generation {self.source[1]}); "
