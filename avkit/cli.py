@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from avkit import __version__
+from avkit.cli_data import add_commands as add_data_commands
 from avkit.cli_localization import add_commands as add_localization_commands
 from avkit.cli_matching import add_commands, positive_int
 from avkit.errors import AvkitError, ConfigError
@@ -203,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-decode", action="store_true",
                    help="check that files exist, without decoding them (files with boxes are still decoded, to check the boxes)")  # fmt: skip
     p.set_defaults(func=_cmd_check)
+    add_data_commands(dsub)
 
     p = sub.add_parser(
         "features",

@@ -125,8 +125,10 @@ def _cmd_index_build(args: argparse.Namespace) -> int:
 
     if args.target_recall is not None and (args.nprobe is not None or args.ef_search is not None):
         raise ConfigError("--target-recall chooses the search setting itself; drop --nprobe / --ef-search")
+    if args.on_disk and args.target_recall is not None:
+        raise ConfigError("--target-recall needs every vector in memory; with --on-disk, choose --nprobe (tune it on "
+                          "an in-memory index of a sample: docs/data.md)")  # fmt: skip
 
-    embeddings = [load_embeddings(p) for p in args.embeddings]
     out = Path(args.out)
     refuse_overwriting(out, args.embeddings)
     if out.exists() and not out.is_dir():
@@ -137,14 +139,22 @@ def _cmd_index_build(args: argparse.Namespace) -> int:
     with folder_lock(args.out, "index"):
         if (out / "info.json").exists() and not args.overwrite:
             raise ArtifactError(args.out, "an index already exists here; pass --overwrite to replace it, or use 'index add'")
-        index = build_index(embeddings, args.factory, _search_params(args))
+        if args.on_disk:
+            from avkit.retrieval.ondisk import build_ondisk_index
+
+            index = build_ondisk_index(args.embeddings, out, args.factory, args.train_size, _search_params(args),
+                                       show_progress=True)  # fmt: skip
+        else:
+            embeddings = [load_embeddings(p) for p in args.embeddings]
+            index = build_index(embeddings, args.factory, _search_params(args))
         if args.target_recall is not None:
             import numpy as np
 
             point = tune_search(index, np.concatenate([e.vectors.numpy() for e in embeddings]), args.target_recall,
                                 sample=args.tune_queries)  # fmt: skip
         index.save(args.out)
-    print(f"indexed {len(index)} {index.modality} vectors (dim {index.dim}, {args.factory}, cosine) in {args.out}")
+    where = f" (inverted lists on disk: {index.data_file.name})" if index.data_file is not None else ""
+    print(f"indexed {len(index)} {index.modality} vectors (dim {index.dim}, {args.factory}, cosine) in {args.out}{where}")
     if args.target_recall is not None:
         print(f"search setting {point.params or '(the defaults)'}: recall@{point.k} {point.recall:.3f} on {point.sample} "
               f"indexed vectors as queries (each left out of its own results), {point.ms_per_query:.3f} ms per "
@@ -171,6 +181,8 @@ def _cmd_index_info(args: argparse.Namespace) -> int:
     from avkit.retrieval import RetrievalIndex
 
     index = RetrievalIndex.load(args.index)
+    if args.verify:
+        index.verify_data()  # the whole on-disk data file (loading hashed only its ends)
     print(json.dumps({**index.info(), "path": str(args.index)}, indent=2))
     return 0
 
@@ -281,6 +293,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    "whose recall@10 reaches R (e.g. 0.95); recorded in the index (see 'index info')")  # fmt: skip
     b.add_argument("--tune-queries", type=positive_int, default=1000,
                    help="sample size for --target-recall (default 1000)")
+    b.add_argument("--on-disk", action="store_true",
+                   help="IVF only: keep the inverted lists in a file that searches memory-map (an index larger than "
+                   "RAM); trained on --train-size vectors, filled one embeddings file at a time; read-only once built")  # fmt: skip
+    b.add_argument("--train-size", type=positive_int, default=100_000,
+                   help="with --on-disk: vectors sampled across the files to train on (default 100000)")
     b.add_argument("--overwrite", action="store_true", help="replace an existing index at --out")
     b.set_defaults(func=_cmd_index_build)
     a = isub.add_parser("add", help="add an embeddings file to an existing index")
@@ -290,6 +307,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     a.set_defaults(func=_cmd_index_add)
     i = isub.add_parser("info", help="print an index's dimension, metric, model fingerprint and size")
     i.add_argument("index", type=Path, help="index directory")
+    i.add_argument("--verify", action="store_true",
+                   help="also hash an on-disk index's whole data file (a load checks its size and ends only)")
     i.set_defaults(func=_cmd_index_info)
 
     p = sub.add_parser("query", help="find the nearest indexed items to a file (any modality)",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import tempfile
@@ -148,6 +149,15 @@ _MAGIC: tuple[tuple[int, bytes, str], ...] = (
     (4, b"ftyp", "an MP4/MOV file"), (0, b"PK\x03\x04", "a ZIP archive"), (0, b"%PDF", "a PDF document"),
     (0, b"\x7fELF", "a program (ELF)"), (0, b"SQLite format 3", "an SQLite database"),
 )  # fmt: skip
+
+
+def file_sha256(path: str | Path, block: int = 1 << 20) -> str:
+    """The SHA-256 of a file's bytes, hex, read ``block`` bytes at a time (any size, bounded memory)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(block):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def describe_file(path: str | Path) -> str:

@@ -68,3 +68,29 @@ def test_torchrun_embed_splits_the_manifest_and_the_index_takes_every_rank_file(
     files = [str(tmp_path / f"emb.rank{r}-of-2.safetensors") for r in (0, 1)]
     assert main(["index", "build", "--embeddings", *files, "--out", str(tmp_path / "idx")]) == 0
     assert sorted(RetrievalIndex.load(tmp_path / "idx").keys()) == sorted(whole.ids)
+
+
+def test_two_processes_on_shards_see_every_item_once_per_epoch(small_digits, tmp_path):
+    """Streaming shards under torchrun: each rank reads its part of the epoch's shard sequence."""
+    from avkit.data.shards import write_shards
+    from avkit.modalities import get_modality
+
+    pipes = {m: get_modality(m).make_pipeline() for m in ("audio", "image")}
+    write_shards(small_digits / "manifest.jsonl", tmp_path / "shards", pipes, split="train", shard_size=7)
+    out = tmp_path / "ddp-shards"
+    cfg = tiny_config(small_digits / "manifest.jsonl", out, record_samples=True,
+                      **{"optim.epochs": 2, "optim.batch_size": 16, "data.workers": 2,
+                         "data.shards": str(tmp_path / "shards")})  # fmt: skip
+    config = write_config(tmp_path / "ddp.json", cfg)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "avkit", "-q", "train", str(config)]  # fmt: skip
+    res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = [json.loads(r) for r in (out / "metrics.jsonl").read_text().splitlines()]
+    samples = [r for r in rows if r["kind"] == "samples"]
+    assert [r["epoch"] for r in samples] == [0, 1]
+    for r in samples:
+        rank0, rank1 = r["per_rank"]
+        assert rank0 and rank1 and not set(rank0) & set(rank1)
+        assert sorted(rank0 + rank1) == list(range(60))  # the 60 training items, each once
+    assert samples[0]["per_rank"] != samples[1]["per_rank"]  # each epoch its own shard order

@@ -246,3 +246,82 @@ def test_index_info_fields_of_the_wrong_type_are_named(tmp_path):
     (tmp_path / "idx" / "info.json").write_text(json.dumps({**info, "info_sha256": _sha256(_canonical(info))}))
     with pytest.raises(ArtifactError, match="index info field 'dim' is 'four'; the file is damaged"):
         RetrievalIndex.load(tmp_path / "idx")
+
+
+def _embedding_files(tmp_path, parts: int = 3, n: int = 1500) -> tuple[list, np.ndarray]:
+    import torch
+
+    from avkit.retrieval.embeddings import Embeddings, save_embeddings
+
+    keys, x = _data(parts * n, seed=4)
+    files = []
+    for p in range(parts):
+        rows = slice(p * n, (p + 1) * n)
+        emb = Embeddings(torch.from_numpy(x[rows]), keys[rows], [str(i % 3) for i in range(n)], [f"/f/{k}" for k in keys[rows]],
+                         "image", "fp")  # fmt: skip
+        files.append(tmp_path / f"emb.rank{p}-of-{parts}.safetensors")
+        save_embeddings(files[-1], emb)
+    return files, x
+
+
+def test_an_on_disk_index_answers_as_the_in_memory_one_and_is_read_only(tmp_path):
+    from avkit.retrieval import build_index, load_embeddings
+    from avkit.retrieval.ondisk import build_ondisk_index
+
+    files, x = _embedding_files(tmp_path)
+    disk = build_ondisk_index(files, tmp_path / "disk", "IVF32,Flat", train_size=4500, search_params={"nprobe": 4})
+    disk.save(tmp_path / "disk")
+    assert sorted(p.name for p in (tmp_path / "disk").iterdir()) == ["index-0.faiss", "info.json", "ivfdata-0.ivfdata",
+                                                                      "meta-0.sqlite"]  # fmt: skip
+    loaded = RetrievalIndex.load(tmp_path / "disk", expect_fingerprint="fp")
+    memory = build_index([load_embeddings(f) for f in files], "IVF32,Flat", {"nprobe": 4})  # trained on the same 4500
+    assert len(loaded) == 4500 and loaded.info()["on_disk"] and not memory.info()["on_disk"]
+    got, want = loaded.search(x[::97], k=5), memory.search(x[::97], k=5)
+    assert [[h.key for h in q] for q in got] == [[h.key for h in q] for q in want]
+    assert got[3][0].metadata == want[3][0].metadata and got[3][0].key == "k291"
+    loaded.verify_data()
+    with pytest.raises(RetrievalError, match="cannot add to an on-disk index"):
+        loaded.add(["new"], x[:1])
+    with pytest.raises(RetrievalError, match="cannot remove from an on-disk index"):
+        loaded.remove(["k0"])
+
+
+def test_on_disk_refusals_and_damage_are_named(tmp_path):
+    from avkit.retrieval.ondisk import build_ondisk_index
+
+    files, _ = _embedding_files(tmp_path, parts=2, n=20_000)  # 2.9 MB of lists: more than the two MiB a load hashes
+    with pytest.raises(RetrievalError, match="on-disk lists need an IVF index with native ids"):
+        build_ondisk_index(files, tmp_path / "hnsw", "HNSW32")
+    with pytest.raises(ArtifactError, match="is also in an earlier file"):
+        build_ondisk_index([files[0], files[0]], tmp_path / "twice", "IVF8,Flat")
+    index = build_ondisk_index(files, tmp_path / "idx", "IVF8,Flat", train_size=1000)
+    index.save(tmp_path / "idx")
+    data = tmp_path / "idx" / "ivfdata-0.ivfdata"
+    raw = bytearray(data.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # in the middle: only the full check sees it
+    data.write_bytes(bytes(raw))
+    with pytest.raises(ArtifactError, match="do not match the checksum in info.json"):
+        RetrievalIndex.load(tmp_path / "idx").verify_data()
+    raw[5] ^= 0xFF  # near an end: the load sees it
+    data.write_bytes(bytes(raw))
+    with pytest.raises(ArtifactError, match=r"ivfdata-0\.ivfdata: on-disk inverted lists of .* do not match info\.json"):
+        RetrievalIndex.load(tmp_path / "idx")
+    data.unlink()
+    with pytest.raises(ArtifactError, match="missing: the index's on-disk inverted lists"):
+        RetrievalIndex.load(tmp_path / "idx")
+
+
+def test_index_build_on_disk_from_the_cli(tmp_path, capsys):
+    from avkit.cli import main
+
+    files, x = _embedding_files(tmp_path, parts=2, n=600)
+    out = tmp_path / "idx"
+    args = ["index", "build", "--embeddings", *map(str, files), "--out", str(out), "--factory", "IVF8,Flat", "--on-disk"]
+    assert main([*args, "--train-size", "1000", "--nprobe", "2"]) == 0
+    assert "inverted lists on disk: ivfdata-0.ivfdata" in capsys.readouterr().out
+    assert main(["index", "info", str(out), "--verify"]) == 0
+    assert json.loads(capsys.readouterr().out)["on_disk"] is True
+    assert main(["index", "add", "--index", str(out), "--embeddings", str(files[0])]) == 2
+    assert "cannot add to an on-disk index" in capsys.readouterr().err
+    assert main([*args[:-1], "--overwrite", "--on-disk", "--target-recall", "0.9"]) == 2
+    assert "--target-recall needs every vector in memory" in capsys.readouterr().err

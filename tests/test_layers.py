@@ -12,12 +12,13 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "avkit"
 CORE = {"errors", "fileio", "config", "registry", "provenance", "progress", "plotting", "artifacts", "plugins",
         "reporting"}
-MEDIA = {"audio", "vision"}
+MEDIA = {"audio", "vision", "video"}
 #: package -> the avkit packages it may import (besides itself).
 ALLOWED = {
     "core": CORE,
     "audio": CORE,
     "vision": CORE,
+    "video": CORE,
     "modalities": CORE | MEDIA,
     "data": CORE | MEDIA | {"modalities"},
     "evaluation": CORE,
@@ -33,7 +34,7 @@ def _layer(path: Path) -> str:
     rel = path.relative_to(PACKAGE)
     if len(rel.parts) > 1:
         return rel.parts[0]
-    return "cli" if rel.stem in ("cli", "cli_matching", "cli_localization", "__main__", "__init__") else "core"
+    return "cli" if rel.stem in ("cli", "cli_data", "cli_matching", "cli_localization", "__main__", "__init__") else "core"
 
 
 def _imports(path: Path) -> set[str]:

@@ -17,6 +17,7 @@ from avkit.data.manifest import AV_MODALITIES, Record, iter_lines, parse_record
 from avkit.errors import AvkitError, ManifestError, MediaError, TargetError
 from avkit.modalities import get_modality
 from avkit.progress import progress
+from avkit.video.io import VideoInfo, probe_video
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +98,15 @@ def check_manifest(
     if not records and not report.problems:
         report.problems.append(Problem(None, None, "manifest has no records"))
 
+    videos: dict[Path, VideoInfo | str] = {}  # each video probed once, however many lines name it
     for rec in progress(records, desc="checking media", enabled=show_progress):
         failed: set[str] = set()  # modalities already reported for this line
         box_problems: list[str] = []
+        if rec.video is not None:
+            problem = _video_problem(root / rec.video, rec, modalities, videos)
+            if problem:
+                report.problems.append(Problem(rec.line, rec.id, f"video {rec.video!r}: {problem}"))
+                continue
         for name in modalities:
             file = root / rec.paths[name]
             if not file.exists():
@@ -109,7 +116,7 @@ def check_manifest(
             has_boxes = name == boxed and bool(rec.boxes)
             if decode or has_boxes:
                 try:
-                    raw = pipelines[name].load(file)
+                    raw = pipelines[name].load(file) if rec.video is None else pipelines[name].load_video(file, rec.t or 0.0)
                     if has_boxes:
                         pipelines[name].check_boxes(raw, torch.tensor(rec.boxes, dtype=torch.float32))
                 except TargetError as exc:
@@ -126,3 +133,26 @@ def check_manifest(
             report.labels.setdefault(split, Counter())[rec.label or "(none)"] += 1
     log.info("checked %s: %d usable records, %d problems", path, report.records, len(report.problems))
     return report
+
+
+#: The stream a modality takes from a video; other modalities are checked by decoding.
+_VIDEO_STREAMS = {"audio": "has_audio", "image": "has_video"}
+
+
+def _video_problem(file: Path, rec: Record, modalities: Sequence[str], probed: dict[Path, VideoInfo | str]) -> str | None:
+    """Why ``rec``'s video cannot serve it (no file, not a video, a stream missing, ``t`` outside), or None."""
+    if file not in probed:
+        try:
+            probed[file] = probe_video(file)
+        except MediaError as exc:
+            probed[file] = exc.reason
+    info = probed[file]
+    if isinstance(info, str):
+        return info
+    lacking = [name for name in modalities if not getattr(info, _VIDEO_STREAMS.get(name, "has_video"))]
+    if lacking:
+        return f"has no {' or '.join(_VIDEO_STREAMS.get(n, n).removeprefix('has_') for n in lacking)} stream " \
+               f"(needed for {', '.join(lacking)})"
+    if rec.t is not None and rec.t > info.duration + 0.1:
+        return f"t={rec.t:g} s is past the end of the video ({info.duration:.3f} s)"
+    return None

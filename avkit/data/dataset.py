@@ -61,7 +61,84 @@ class Skipped:
     error: AvkitError
 
 
-class ManifestDataset(Dataset):
+class ItemReader:
+    """Turns a record and its raw media into an item, and items into a :class:`Batch`: what a
+    manifest dataset and a shard stream (:mod:`avkit.data.shards`) share.
+
+    Subclasses set ``pipelines``, ``label_names``, ``fields``, ``caches`` and ``strict``, and say
+    where a record's media came from (:meth:`_source`) for error messages.
+    """
+
+    pipelines: dict[str, Pipeline]
+    label_names: list[str]
+    fields: list[str]
+    caches: dict[str, FeatureCache]
+
+    def _set_targets(self, label_names: Sequence[str], fields: Sequence[str]) -> None:
+        self.label_names = list(label_names)
+        self._label_index = {name: i for i, name in enumerate(self.label_names)}
+        self.fields = [f for f in fields if f not in BUILTIN_TARGETS]
+
+    def _source(self, rec: Record, tower: str) -> tuple[Path, Path]:
+        """``(the file listing rec, the file holding its media for tower)``."""
+        raise NotImplementedError
+
+    def _boxes(self, rec: Record, tower: str) -> Tensor | None:
+        """``rec``'s boxes ``(N, 4)`` if ``tower``'s pipeline takes them and it has some."""
+        return torch.tensor(rec.boxes, dtype=torch.float32) if self.pipelines[tower].takes_boxes and rec.boxes else None
+
+    def _check(self, rec: Record, tower: str, step: Callable[[], Any]) -> Any:
+        """``step()``, its errors told as a manifest line's (bad boxes) or a file's (bad media)."""
+        pipe = self.pipelines[tower]
+        try:
+            return step()
+        except TargetError as exc:
+            listing, _ = self._source(rec, tower)
+            raise ManifestError(listing, rec.line, f"{pipe.modality} {rec.paths.get(pipe.modality, rec.id)!r}: {exc}") from None
+        except (ValueError, RuntimeError) as exc:
+            raise MediaError(self._source(rec, tower)[1], f"cannot be preprocessed as {pipe.modality} ({exc})") from None
+
+    def _make_item(self, index: int, rec: Record, raw_of: Callable[[str], Any], rng: np.random.Generator | None) -> dict[str, Any]:
+        """One item: each tower's preprocessed input (``raw_of(tower)`` gives its raw media), boxes, targets."""
+        inputs, boxes = {}, {}
+        for tower, pipe in self.pipelines.items():
+            if tower in self.caches:
+                if rec.id not in self.caches[tower]:
+                    raise MediaError(self._source(rec, tower)[1], f"is not in the feature cache {self.caches[tower].path} "
+                                     "(it was skipped there)")  # fmt: skip
+                inputs[tower] = pipe.from_features(self.caches[tower][rec.id], rng)
+                continue
+            raw = raw_of(tower)
+            inputs[tower], out_boxes = self._check(rec, tower, lambda: pipe(raw, rng, self._boxes(rec, tower)))  # noqa: B023
+            if pipe.takes_boxes:
+                boxes[tower] = out_boxes
+        label = self._label_index.get(rec.label, -1) if rec.label is not None else -1
+        fields = {f: _number(rec.extra.get(f)) for f in self.fields}
+        return {"index": index, "id": rec.id, "inputs": inputs, "boxes": boxes, "label": label, "fields": fields}
+
+    def collate(self, items: Sequence[dict[str, Any] | Skipped]) -> Batch:
+        """Items -> a :class:`Batch`; skipped items are left out and listed in ``batch.skipped``."""
+        good = [it for it in items if not isinstance(it, Skipped)]
+        skipped = [(it.id, it.error) for it in items if isinstance(it, Skipped)]
+        if not good:
+            return Batch({}, torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), [], skipped=skipped)
+        inputs, lengths = {}, {}
+        for tower, pipe in self.pipelines.items():
+            inputs[tower], lens = pipe.collate([it["inputs"][tower] for it in good])
+            if lens is not None:
+                lengths[tower] = lens
+        return Batch(
+            inputs=inputs, lengths=lengths, precomputed=frozenset(self.caches),
+            labels=torch.tensor([it["label"] for it in good], dtype=torch.long),
+            index=torch.tensor([it["index"] for it in good], dtype=torch.long),
+            ids=[it["id"] for it in good],
+            boxes={t: [it["boxes"][t] for it in good] for t in good[0]["boxes"]},
+            fields={f: torch.tensor([it["fields"][f] for it in good], dtype=torch.float32) for f in self.fields},
+            skipped=skipped,
+        )  # fmt: skip
+
+
+class ManifestDataset(ItemReader, Dataset):
     """The records of one split, read through each tower's pipeline.
 
     Args:
@@ -102,9 +179,7 @@ class ManifestDataset(Dataset):
         self.records: list[Record] = self.manifest.split(split)
         if not self.records:
             raise DatasetBuildError(f"{self.manifest.path} has no records in split {split!r}")
-        self.label_names = list(label_names) if label_names is not None else self.manifest.labels()
-        self._label_index = {name: i for i, name in enumerate(self.label_names)}
-        self.fields = [f for f in fields if f not in BUILTIN_TARGETS]
+        self._set_targets(label_names if label_names is not None else self.manifest.labels(), fields)
         self.caches = self._usable_caches(feature_caches or {})
         self.skipped: list[tuple[str, str]] = []
         self._raw: list[dict[str, Any]] | None = None
@@ -169,23 +244,10 @@ class ManifestDataset(Dataset):
         return torch.tensor([self._label_index.get(r.label, -1) if r.label is not None else -1 for r in self.records])
 
     def _decode(self, rec: Record, tower: str) -> Any:
-        pipe = self.pipelines[tower]
-        return pipe.load(self.manifest.resolve(rec, pipe.modality))
+        return self.manifest.load(rec, self.pipelines[tower])
 
-    def _boxes(self, rec: Record, tower: str) -> Tensor | None:
-        """``rec``'s boxes ``(N, 4)`` if ``tower``'s pipeline takes them and it has some."""
-        return torch.tensor(rec.boxes, dtype=torch.float32) if self.pipelines[tower].takes_boxes and rec.boxes else None
-
-    def _check(self, rec: Record, tower: str, step: Callable[[], Any]) -> Any:
-        """``step()``, its errors told as a manifest line's (bad boxes) or a file's (bad media)."""
-        pipe = self.pipelines[tower]
-        try:
-            return step()
-        except TargetError as exc:
-            raise ManifestError(self.manifest.path, rec.line, f"{pipe.modality} {rec.paths[pipe.modality]!r}: {exc}") from None
-        except (ValueError, RuntimeError) as exc:
-            path = self.manifest.resolve(rec, pipe.modality)
-            raise MediaError(path, f"cannot be preprocessed as {pipe.modality} ({exc})") from None
+    def _source(self, rec: Record, tower: str) -> tuple[Path, Path]:
+        return self.manifest.path, self.manifest.resolve(rec, self.pipelines[tower].modality)
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | Skipped:
         index, epoch = key if isinstance(key, tuple) else (key, None)
@@ -197,42 +259,8 @@ class ManifestDataset(Dataset):
             return Skipped(rec.id, exc)
 
     def _item(self, index: int, rec: Record, rng: np.random.Generator | None) -> dict[str, Any]:
-        inputs, boxes = {}, {}
-        for tower, pipe in self.pipelines.items():
-            path = self.manifest.resolve(rec, pipe.modality)
-            if tower in self.caches:
-                if rec.id not in self.caches[tower]:
-                    raise MediaError(path, f"is not in the feature cache {self.caches[tower].path} (it was skipped there)")
-                inputs[tower] = pipe.from_features(self.caches[tower][rec.id], rng)
-                continue
-            raw = self._raw[index][tower] if self._raw is not None else self._decode(rec, tower)
-            inputs[tower], out_boxes = self._check(rec, tower, lambda: pipe(raw, rng, self._boxes(rec, tower)))  # noqa: B023
-            if pipe.takes_boxes:
-                boxes[tower] = out_boxes
-        label = self._label_index.get(rec.label, -1) if rec.label is not None else -1
-        fields = {f: _number(rec.extra.get(f)) for f in self.fields}
-        return {"index": index, "id": rec.id, "inputs": inputs, "boxes": boxes, "label": label, "fields": fields}
-
-    def collate(self, items: Sequence[dict[str, Any] | Skipped]) -> Batch:
-        """Items -> a :class:`Batch`; skipped items are left out and listed in ``batch.skipped``."""
-        good = [it for it in items if not isinstance(it, Skipped)]
-        skipped = [(it.id, it.error) for it in items if isinstance(it, Skipped)]
-        if not good:
-            return Batch({}, torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), [], skipped=skipped)
-        inputs, lengths = {}, {}
-        for tower, pipe in self.pipelines.items():
-            inputs[tower], lens = pipe.collate([it["inputs"][tower] for it in good])
-            if lens is not None:
-                lengths[tower] = lens
-        return Batch(
-            inputs=inputs, lengths=lengths, precomputed=frozenset(self.caches),
-            labels=torch.tensor([it["label"] for it in good], dtype=torch.long),
-            index=torch.tensor([it["index"] for it in good], dtype=torch.long),
-            ids=[it["id"] for it in good],
-            boxes={t: [it["boxes"][t] for it in good] for t in good[0]["boxes"]},
-            fields={f: torch.tensor([it["fields"][f] for it in good], dtype=torch.float32) for f in self.fields},
-            skipped=skipped,
-        )  # fmt: skip
+        raws = self._raw[index] if self._raw is not None else None
+        return self._make_item(index, rec, lambda tower: raws[tower] if raws is not None else self._decode(rec, tower), rng)
 
 
 def check_targets(

@@ -57,7 +57,7 @@ def compute_features(
     skipped: list[dict[str, str]] = []
     for rec in progress(manifest.records, desc=f"{modality} features", enabled=show_progress, unit="item"):
         try:
-            feats.append(pipeline.features(pipeline.load(manifest.resolve(rec, modality))))
+            feats.append(pipeline.features(manifest.load(rec, pipeline)))
         except MediaError as exc:
             if strict:
                 raise

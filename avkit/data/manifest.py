@@ -1,11 +1,15 @@
 """The manifest contract: a JSONL file, one multi-modal item per line.
 
     {"id": "a1", "audio": "audio/a1.wav", "image": "images/a1.png", "label": "7", "split": "train"}
+    {"id": "x-3.5", "video": "clips/x.mp4", "t": 3.5, "label": "dog", "split": "train"}
 
 - ``id`` (string, unique, a safe file name: no ``/`` or ``\\``, not ``.`` or ``..``, no
   control characters; builders name files after it) and one path field per modality (``audio``, ``image``,
   or any registered modality name) are required; paths are relative to the
   manifest's folder (absolute paths are allowed).
+- A line may instead name a ``video`` and a time ``t`` (seconds, >= 0): every
+  modality then reads the video at ``t`` (the image is the frame shown at ``t``,
+  the audio is the track around ``t``; see :mod:`avkit.video.io`).
 - ``label`` and ``split`` may be absent or null.
 - ``boxes``: optional ``[[x0, y0, x1, y1], ...]`` pixel boxes of the sounding
   object in the image (``x0 < x1``, ``y0 < y1``, at least one box; inside the
@@ -22,13 +26,16 @@ import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from avkit.errors import ManifestError
 from avkit.fileio import atomic_write_text
 
+if TYPE_CHECKING:
+    from avkit.modalities import Pipeline
+
 #: Keys with a fixed meaning; every other key is a modality path or extra metadata.
-RESERVED_KEYS = ("id", "label", "split", "boxes")
+RESERVED_KEYS = ("id", "label", "split", "boxes", "video", "t")
 #: The modalities an audio-visual manifest must have.
 AV_MODALITIES: tuple[str, ...] = ("audio", "image")
 
@@ -41,12 +48,15 @@ class Record:
 
     Attributes:
         id: unique identifier.
-        paths: modality name -> path as written in the manifest.
+        paths: modality name -> path as written in the manifest (for a video line, the video's path
+            for every modality).
         label: class label as a string, or None.
         split: split name (``train``, ``val``, ``test``, ...), or None.
         boxes: pixel boxes ``(x0, y0, x1, y1)`` of the sounding object, or None.
         extra: any other keys of the line.
         line: 1-based line number in the manifest (0 for records built in code).
+        video: the video file of a video line, as written; None for a line of separate files.
+        t: the time in the video, seconds (with ``video``).
     """
 
     id: str
@@ -56,10 +66,13 @@ class Record:
     boxes: tuple[Box, ...] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     line: int = 0
+    video: str | None = None
+    t: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The manifest line as a dict (key order: id, paths, label, split, boxes, extra)."""
-        out: dict[str, Any] = {"id": self.id, **self.paths}
+        """The manifest line as a dict (key order: id, paths or video and t, label, split, boxes, extra)."""
+        media = {"video": self.video, "t": self.t} if self.video is not None else self.paths
+        out: dict[str, Any] = {"id": self.id, **media}
         if self.label is not None:
             out["label"] = self.label
         if self.split is not None:
@@ -137,10 +150,22 @@ def parse_record(
         raise ManifestError(path, line, f"id {rid!r} is not a safe name ({why}): builders make file names of ids, "
                             "so an id has no '/' or '\\', is not '.' or '..', and has no control characters")  # fmt: skip
     paths: dict[str, str] = {}
+    video, t = obj.get("video"), obj.get("t")
+    if video is not None:
+        if not isinstance(video, str) or not video:
+            raise ManifestError(path, line, f"'video' must be a path relative to the manifest, got {video!r}")
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
+            raise ManifestError(path, line, f"a video line needs 't', the time in seconds (a number >= 0), got {t!r}")
+        t = float(t)
+        given = [name for name in modalities if name in obj]
+        if given:
+            raise ManifestError(path, line, f"a line names either a video or separate files, not both (it has "
+                                f"'video' and {given})")  # fmt: skip
     for name in modalities:
-        value = obj.get(name)
+        value = video if video is not None else obj.get(name)
         if not isinstance(value, str) or not value:
-            raise ManifestError(path, line, f"missing field {name!r} (a path relative to the manifest)")
+            raise ManifestError(path, line, f"missing field {name!r} (a path relative to the manifest), "
+                                "or 'video' and 't'")  # fmt: skip
         paths[name] = value
     label = obj.get("label")
     if label is not None and not isinstance(label, (str, int)) or isinstance(label, bool):
@@ -163,6 +188,8 @@ def parse_record(
         boxes=boxes,
         extra=extra,
         line=line,
+        video=video,
+        t=t if video is not None else None,
     )
 
 
@@ -204,8 +231,14 @@ class Manifest:
         return self._by_id[rid]
 
     def resolve(self, record: Record, modality: str) -> Path:
-        """Absolute path of ``record``'s file for ``modality``."""
+        """Absolute path of ``record``'s file for ``modality`` (its video, for a video line)."""
         return self.root / record.paths[modality]
+
+    def load(self, record: Record, pipeline: Pipeline) -> Any:
+        """``record``'s raw item for ``pipeline`` (its ``modality`` field): the decoded file, or what
+        the video holds at ``record.t``. Raises MediaError naming the file."""
+        path = self.resolve(record, pipeline.modality)
+        return pipeline.load(path) if record.video is None else pipeline.load_video(path, record.t or 0.0)
 
     def shard(self, index: int, count: int, split: str | None = None) -> Manifest:
         """The ``index``-th of ``count`` interleaved parts of ``split``'s records (every ``count``-th, from ``index``),

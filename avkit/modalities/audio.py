@@ -23,6 +23,7 @@ from avkit.audio.transforms import LogMelSpectrogram
 from avkit.config import require_finite
 from avkit.errors import ConfigError
 from avkit.modalities.base import Modality, Pipeline, register_modality
+from avkit.video.io import read_audio_at
 
 
 @dataclass
@@ -130,6 +131,16 @@ class AudioPipeline(Pipeline):
     # -- items ---------------------------------------------------------------------------------
     def load(self, path: Path) -> Tensor:
         return load_audio(path, self.settings.sample_rate, strict=self.strict)
+
+    def load_video(self, path: Path, t: float) -> Tensor:
+        """The video's sound track around ``t``, one clip long (``seconds``; longer with speed perturbation,
+        which shortens it again), at ``sample_rate``."""
+        s, aug = self.settings, self.augment
+        if s.seconds is None:
+            raise ConfigError(f"{path}: reading audio from a video needs a clip length; set the audio tower's "
+                              "preprocess.seconds")  # fmt: skip
+        seconds = s.seconds * max([1.0, *(aug.speed if aug is not None else [])])
+        return read_audio_at(path, t, seconds, s.sample_rate, strict=self.strict)
 
     def __call__(self, wav: Tensor, rng: np.random.Generator | None = None, boxes: Tensor | None = None) -> tuple[Tensor, None]:
         s, aug = self.settings, self.augment if rng is not None else None

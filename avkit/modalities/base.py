@@ -69,6 +69,13 @@ class Pipeline:
         """Decode a file (the part an in-memory cache may keep). Raises MediaError naming ``path``."""
         raise NotImplementedError
 
+    def load_video(self, path: Path, t: float) -> Any:
+        """What a video holds for this modality at ``t`` seconds, as :meth:`load` gives it for a file
+        (a manifest's video lines). Raises MediaError naming ``path``; ConfigError if this modality
+        cannot be read from a video."""
+        raise ConfigError(f"the {self.modality} modality cannot be read from a video file ({path}); "
+                          f"give its files in the manifest's {self.modality!r} field")  # fmt: skip
+
     def __call__(self, raw: Any, rng: np.random.Generator | None = None, boxes: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """``raw`` -> ``(tensor, boxes)``. ``rng`` None: evaluation (deterministic: centre crops, no
         augmentation); given: training (random crops, and augmentation if configured).

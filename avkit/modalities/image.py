@@ -17,6 +17,7 @@ from torch import Tensor
 from avkit.config import require_finite
 from avkit.errors import ConfigError, TargetError
 from avkit.modalities.base import Modality, Pipeline, register_modality
+from avkit.video.io import read_frame
 from avkit.vision.augment import jitter, random_affine, random_resized_crop, transform_boxes, warp
 from avkit.vision.io import IMAGE_EXPECTED, load_image
 from avkit.vision.transforms import DIGITS_MEAN, DIGITS_STD, normalize, resize
@@ -107,6 +108,10 @@ class ImagePipeline(Pipeline):
 
     def load(self, path: Path) -> Tensor:
         return load_image(path)
+
+    def load_video(self, path: Path, t: float) -> Tensor:
+        """The frame shown at ``t``, ``(3, H, W)`` in [0, 1] as :meth:`load` gives an image file."""
+        return read_frame(path, t, strict=self.strict)
 
     def check_boxes(self, img: Tensor, boxes: Tensor) -> None:
         check_boxes(boxes, img.shape[-1], img.shape[-2])

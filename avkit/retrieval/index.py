@@ -19,6 +19,13 @@ fingerprint, generation) names the current ``index-<gen>.faiss`` and
 ``info.json`` records the SHA-256 of both files and of itself; loading checks
 all three and refuses a mismatch (a flipped byte, a file copied in from
 another index).
+
+An IVF index may keep its inverted lists on disk (:mod:`avkit.retrieval.ondisk`,
+faiss ``OnDiskInvertedLists``): ``ivfdata-<gen>.ivfdata`` beside the other files,
+memory-mapped when loaded, so the index can be larger than RAM. Such an index is
+written once and read-only afterwards. Loading checks the data file's size and
+the SHA-256 of its first and last MiB; :meth:`RetrievalIndex.verify_data` hashes
+all of it.
 """
 
 from __future__ import annotations
@@ -40,7 +47,13 @@ import faiss
 import numpy as np
 
 from avkit.errors import ArtifactError, AvkitError
-from avkit.fileio import atomic_write_bytes, atomic_write_json, folder_lock, new_file_mode
+from avkit.fileio import (
+    atomic_write_bytes,
+    atomic_write_json,
+    file_sha256,
+    folder_lock,
+    new_file_mode,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +66,10 @@ INFO_FIELDS: dict[str, type | tuple[type, ...]] = {
 }  # fmt: skip
 #: Temporaries of a save (``mkstemp`` names): removed when found, since under the lock they are a dead writer's.
 TEMPORARY_FILE = re.compile(r"\.(?:index-\d+\.faiss\.[a-z0-9_]{8}\.faiss|meta-[a-z0-9_]{8}\.sqlite|info\.json\.[a-z0-9_]{8}\.json)")
-#: The files of one generation: ``index-N.faiss`` and ``meta-N.sqlite``.
-GENERATION_FILE = re.compile(r"(?:index-(\d+)\.faiss|meta-(\d+)\.sqlite)")
+#: The files of one generation: ``index-N.faiss``, ``meta-N.sqlite`` and, on disk, ``ivfdata-N.ivfdata``.
+GENERATION_FILE = re.compile(r"(?:index-(\d+)\.faiss|meta-(\d+)\.sqlite|ivfdata-(\d+)\.ivfdata)")
+#: How much of each end of an on-disk data file a load hashes.
+EDGE_BYTES = 1 << 20
 _SCHEMA = """
 CREATE TABLE items (
     id INTEGER PRIMARY KEY,          -- the faiss id
@@ -119,6 +134,7 @@ class RetrievalIndex:
         self.fingerprint, self.modality = fingerprint, modality
         self.index = self._build(dim, factory, metric)
         self.source: tuple[Path, int] | None = None  # (directory, generation) this index was loaded from
+        self.data_file: Path | None = None  # on disk: the inverted lists' file (avkit.retrieval.ondisk)
         self.operating_point: dict[str, Any] | None = None  # how search_params were chosen (avkit.retrieval.tuning)
         self.search_params: dict[str, int] = {}
         self.set_search_params(search_params or {})
@@ -184,6 +200,7 @@ class RetrievalIndex:
             RetrievalError: a key repeats within ``keys``, or is already indexed and
                 ``replace`` is False; shapes do not match; too few vectors to train.
         """
+        self._writable("add to")
         vecs = self._prepare(_as_matrix(vectors, self.dim, "add"))
         keys = [str(k) for k in keys]
         metadata = list(metadata) if metadata is not None else [{} for _ in keys]
@@ -216,6 +233,11 @@ class RetrievalIndex:
         if not self.index.is_trained:
             self._train(self._prepare(_as_matrix(vectors, self.dim, "train")))
 
+    def _writable(self, what: str) -> None:
+        if self.data_file is not None:
+            raise RetrievalError(f"cannot {what} an on-disk index ({self.data_file.parent}): it is written once; "
+                                 "build it again with every embeddings file (avkit index build --on-disk)")  # fmt: skip
+
     def _contents_changed(self) -> None:
         if self.operating_point is not None:
             log.info("the index's contents changed: its measured operating point is dropped (tune it again)")
@@ -232,6 +254,7 @@ class RetrievalIndex:
 
     def remove(self, keys: Sequence[str]) -> int:
         """Remove ids (unknown ones are ignored); returns how many were removed."""
+        self._writable("remove from")
         rows = [self.db.execute("SELECT id FROM items WHERE key = ? AND removed = 0", (str(k),)).fetchone() for k in keys]
         ids = np.array([r[0] for r in rows if r is not None], dtype=np.int64)
         if len(ids) == 0:
@@ -289,7 +312,8 @@ class RetrievalIndex:
     def info(self) -> dict[str, Any]:
         return {"format": FORMAT, "dim": self.dim, "metric": self.metric, "factory": self.factory,
                 "fingerprint": self.fingerprint, "modality": self.modality, "count": len(self),
-                "search_params": self.search_params, "operating_point": self.operating_point}  # fmt: skip
+                "search_params": self.search_params, "operating_point": self.operating_point,
+                "on_disk": self.data_file is not None}  # fmt: skip
 
     def save(self, path: str | Path) -> None:
         """Write the index directory atomically: a new generation, then ``info.json`` pointing at it.
@@ -308,6 +332,9 @@ class RetrievalIndex:
             for stale in path.iterdir():  # under the lock, any temporary of ours is a dead writer's
                 if TEMPORARY_FILE.fullmatch(stale.name):
                     stale.unlink(missing_ok=True)
+            sums = {}
+            if self.data_file is not None:
+                sums["ivfdata"] = self._place_data_file(path, gen)
             faiss_bytes = faiss.serialize_index(self.index)
             atomic_write_bytes(path / f"index-{gen}.faiss", faiss_bytes.tobytes())
             fd, tmp = tempfile.mkstemp(dir=path, prefix=".meta-", suffix=".sqlite")
@@ -323,13 +350,36 @@ class RetrievalIndex:
                     os.unlink(tmp)
                 raise
             info = {**self.info(), "generation": gen, "first_generation": first,
-                    "sha256": {"faiss": _sha256(faiss_bytes), "meta": meta_sum}}  # fmt: skip
+                    "sha256": {"faiss": _sha256(faiss_bytes), "meta": meta_sum, **sums}}  # fmt: skip
             atomic_write_json(path / "info.json", {**info, "info_sha256": _sha256(_canonical(info))})
             self.source = (path.resolve(), gen)
             for stale in path.iterdir():
                 match = GENERATION_FILE.fullmatch(stale.name)
-                if match and first <= int(match.group(1) or match.group(2)) < gen - 1:
+                if match and first <= _generation(match) < gen - 1:
                     stale.unlink(missing_ok=True)
+
+    def _place_data_file(self, path: Path, gen: int) -> dict[str, Any]:
+        """Move a new on-disk index's data file to ``ivfdata-<gen>.ivfdata`` in ``path``; its size and digests."""
+        if self.source is not None:
+            raise RetrievalError(f"an on-disk index is written once; {self.source[0]} cannot be saved again")
+        target = path / f"ivfdata-{gen}.ivfdata"
+        if self.data_file.parent.resolve() != path.resolve():
+            raise RetrievalError(f"an on-disk index is saved into the folder it was built in ({self.data_file.parent}), not {path}")
+        os.replace(self.data_file, target)  # the mapping follows the file: same inode
+        _ondisk_lists(self.index).filename = str(target)
+        self.data_file = target
+        log.info("hashing %s (%.1f MB)", target, target.stat().st_size / 1e6)
+        return {"name": target.name, "bytes": target.stat().st_size, "sha256": file_sha256(target),
+                "edges": _edge_digest(target)}  # fmt: skip
+
+    def verify_data(self) -> None:
+        """Hash an on-disk index's whole data file against info.json (loading checks only its ends)."""
+        if self.data_file is None or self.source is None:
+            return
+        expected = _read_info(self.source[0])["sha256"]["ivfdata"]["sha256"]
+        if file_sha256(self.data_file) != expected:
+            raise ArtifactError(self.data_file, "on-disk inverted lists do not match the checksum in info.json; "
+                                "the file is damaged: build the index again")  # fmt: skip
 
     def _next_generation(self, path: Path) -> tuple[int, int]:
         """The generation a save into ``path`` writes, and the first generation of its index there.
@@ -354,7 +404,7 @@ class RetrievalIndex:
                 raise ArtifactError(path, f"was {now} since this index was loaded (generation {self.source[1]}); "
                                     "load it again and redo the change")  # fmt: skip
             return old["generation"] + 1, old["first_generation"]
-        found = [int(m.group(1) or m.group(2)) for f in path.iterdir() if (m := GENERATION_FILE.fullmatch(f.name))]
+        found = [_generation(m) for f in path.iterdir() if (m := GENERATION_FILE.fullmatch(f.name))]
         gen = max([*found, old["generation"] if old else -1]) + 1
         return gen, old["first_generation"] if old else gen
 
@@ -399,8 +449,14 @@ class RetrievalIndex:
         gen = info["generation"]
         faiss_file, meta_file = path / f"index-{gen}.faiss", path / f"meta-{gen}.sqlite"
         faiss_bytes = _read_checked(faiss_file, info["sha256"]["faiss"], "faiss index")
+        data = info["sha256"].get("ivfdata")
+        self.data_file = path / data["name"] if isinstance(data, dict) else None
         try:
-            self.index = faiss.deserialize_index(np.frombuffer(faiss_bytes, dtype=np.uint8))
+            if self.data_file is not None:  # the lists stay in their file, mapped; the small part was checked above
+                _check_data_file(self.data_file, data, gen)
+                self.index = faiss.read_index(str(faiss_file), faiss.IO_FLAG_ONDISK_SAME_DIR | faiss.IO_FLAG_READ_ONLY)
+            else:
+                self.index = faiss.deserialize_index(np.frombuffer(faiss_bytes, dtype=np.uint8))
         except (RuntimeError, MemoryError) as exc:
             raise ArtifactError(faiss_file, f"corrupt faiss index ({str(exc).strip().splitlines()[-1]})") from None
         meta_bytes = _read_checked(meta_file, info["sha256"]["meta"], "id/metadata database")
@@ -440,6 +496,37 @@ def _read_checked(file: Path, expected: str, what: str) -> bytes:
         raise ArtifactError(file, f"{what} does not match the checksum in info.json: the file is damaged, "
                             "or was copied in from another index")  # fmt: skip
     return data
+
+
+def _generation(match: re.Match[str]) -> int:
+    return int(next(g for g in match.groups() if g is not None))
+
+
+def _ondisk_lists(index: faiss.Index) -> Any:
+    return faiss.downcast_InvertedLists(faiss.extract_index_ivf(index).invlists)
+
+
+def _edge_digest(file: Path) -> str:
+    """SHA-256 of a file's first and last :data:`EDGE_BYTES` (and its size): a check that costs the same at any size."""
+    size = file.stat().st_size
+    h = hashlib.sha256(str(size).encode())
+    with file.open("rb") as handle:
+        h.update(handle.read(EDGE_BYTES))
+        handle.seek(max(size - EDGE_BYTES, 0))
+        h.update(handle.read(EDGE_BYTES))
+    return h.hexdigest()
+
+
+def _check_data_file(file: Path, recorded: dict[str, Any], gen: int) -> None:
+    if file.name != f"ivfdata-{gen}.ivfdata":
+        raise ArtifactError(file.parent / "info.json", f"names the data file {file.name!r}, not ivfdata-{gen}.ivfdata; "
+                            "the file is damaged")  # fmt: skip
+    if not file.is_file():
+        raise ArtifactError(file, "missing: the index's on-disk inverted lists; build the index again")
+    if file.stat().st_size != recorded.get("bytes") or _edge_digest(file) != recorded.get("edges"):
+        raise ArtifactError(file, f"on-disk inverted lists of {file.stat().st_size:,} bytes do not match info.json "
+                            f"({recorded.get('bytes'):,} bytes and checksums): the file is damaged, or was copied in "
+                            "from another index")  # fmt: skip
 
 
 def _read_info(path: Path) -> dict[str, Any]:

@@ -31,11 +31,16 @@ class DataConfig:
         feature_cache: tower -> feature cache file (``avkit features``), used when its settings
             match the tower's and the tower's augmentation can work on it; otherwise not at all.
         strict: refuse the run on the first bad item (default: skip it, count it, report it).
+        shards: a shard folder (``avkit data shard``) to stream the training split from instead of
+            the manifest, which still gives the validation split and the labels.
+        shuffle_buffer: items each DataLoader worker mixes when streaming shards.
     """
 
     manifest: str = ""
     train_split: str = "train"
     val_split: str = "val"
+    shards: str = ""
+    shuffle_buffer: int = 1000
     workers: int = 0
     in_memory: bool = False
     feature_cache: dict[str, str] = field(default_factory=dict)

@@ -26,7 +26,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -41,6 +41,7 @@ from avkit.config import to_dict
 from avkit.data.batch import Batch
 from avkit.data.dataset import ManifestDataset, check_targets, make_loader, sequential_batches
 from avkit.data.manifest import read_manifest
+from avkit.data.shards import ShardSet, ShardStream
 from avkit.errors import ArtifactError, AvkitError, ConfigError
 from avkit.fileio import atomic_write_json, atomic_write_text, folder_lock
 from avkit.models import AVModel, create_model, load_checkpoint, save_checkpoint
@@ -183,10 +184,15 @@ class _Run:
         load = dict(label_names=cfg.model.labels, fields=sorted({f for t in self.model.targets().values() for f in t}),
                     seed=cfg.seed, in_memory=cfg.data.in_memory, feature_caches=cfg.data.feature_cache,
                     strict=cfg.data.strict, show_progress=self.show_progress)  # fmt: skip
-        self.train_ds = ManifestDataset(manifest, train_pipes, split=cfg.data.train_split, train=True, **load)
+        self.train_ds: ManifestDataset | ShardStream = (
+            self._shard_stream(train_pipes, load["fields"]) if cfg.data.shards
+            else ManifestDataset(manifest, train_pipes, split=cfg.data.train_split, train=True, **load))  # fmt: skip
         self.val_ds = (ManifestDataset(manifest, self.model.pipelines(), split=cfg.data.val_split, **load)
                        if manifest.split(cfg.data.val_split) else None)  # fmt: skip
         self.eval_split = cfg.data.val_split if self.val_ds is not None else cfg.data.train_split
+        if self.val_ds is None and cfg.data.shards:
+            raise ConfigError(f"data.shards: training from shards validates on the manifest's {cfg.data.val_split!r} "
+                              f"split, but {cfg.data.manifest} has none (set data.val_split)")  # fmt: skip
         if self.val_ds is None:
             log.warning("%s has no %r split: evaluating on the %r split (rows labelled so) and best = last",
                         cfg.data.manifest, cfg.data.val_split, cfg.data.train_split)  # fmt: skip
@@ -199,7 +205,8 @@ class _Run:
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = build_optimizer(self.model, cfg.optim.lr, cfg.optim.weight_decay)
-        self.steps_per_epoch = len(epoch_batches(len(self.train_ds), cfg.optim.batch_size, cfg.seed, 0, self.info))
+        self.steps_per_epoch = (self.train_ds.steps_per_epoch() if isinstance(self.train_ds, ShardStream)
+                                else len(epoch_batches(len(self.train_ds), cfg.optim.batch_size, cfg.seed, 0, self.info)))  # fmt: skip
         self.total_steps = cfg.optim.epochs * self.steps_per_epoch
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, WarmupCosine(cfg.optim.warmup_steps, self.total_steps))
         self.step = self.epoch = self.batch_in_epoch = 0
@@ -216,6 +223,27 @@ class _Run:
         wrapped = (DistributedDataParallel(self.model, device_ids=[self.info.local_rank] if self.device.type == "cuda" else None)
                    if self.info.enabled else self.model)  # fmt: skip
         self.step_model = torch.compile(wrapped) if cfg.compile else wrapped
+
+    def _shard_stream(self, pipelines: dict[str, Any], fields: list[str]) -> ShardStream:
+        cfg = self.cfg
+        shards = ShardSet.load(cfg.data.shards)
+        if shards.split != cfg.data.train_split:
+            raise ConfigError(f"data.shards: {shards.folder} holds the {shards.split!r} split, but data.train_split is "
+                              f"{cfg.data.train_split!r}; shard the training split (avkit data shard --split "
+                              f"{cfg.data.train_split})")  # fmt: skip
+        if Path(shards.source).resolve() != Path(cfg.data.manifest).resolve():
+            log.warning("%s was written from %s, not from data.manifest %s", shards.folder, shards.source, cfg.data.manifest)
+        return ShardStream(shards, pipelines, cfg.optim.batch_size, cfg.seed, self.info.rank, self.info.world_size,
+                           label_names=cfg.model.labels, fields=fields, shuffle_buffer=cfg.data.shuffle_buffer,
+                           strict=cfg.data.strict)  # fmt: skip
+
+    def _epoch(self) -> Iterable[Batch]:
+        """The rest of this epoch's batches, from ``batch_in_epoch`` on."""
+        if isinstance(self.train_ds, ShardStream):
+            return self.train_ds.loader(self.epoch, self.batch_in_epoch, self.cfg.data.workers)
+        batches = epoch_batches(len(self.train_ds), self.cfg.optim.batch_size, self.cfg.seed, self.epoch, self.info)
+        keys = [[(int(i), self.epoch) for i in b] for b in batches[self.batch_in_epoch :]]
+        return make_loader(self.train_ds, keys, self.cfg.data.workers)
 
     # -- checks --------------------------------------------------------------------------------
     def _check_loss_weights(self) -> None:
@@ -325,24 +353,28 @@ class _Run:
     def run(self) -> RunResult:
         cfg, started = self.cfg, time.perf_counter()
         while self.epoch < cfg.optim.epochs:
-            batches = epoch_batches(len(self.train_ds), cfg.optim.batch_size, cfg.seed, self.epoch, self.info)
-            keys = [[(int(i), self.epoch) for i in b] for b in batches[self.batch_in_epoch :]]
+            steps = self.steps_per_epoch
             seen: list[int] = []
             self.model.train()
-            bar = tqdm(total=len(batches), initial=self.batch_in_epoch, desc=f"epoch {self.epoch + 1}/{cfg.optim.epochs}",
+            bar = tqdm(total=steps, initial=self.batch_in_epoch, desc=f"epoch {self.epoch + 1}/{cfg.optim.epochs}",
                        disable=None if self.show_progress else True, leave=False)  # fmt: skip
             tick = time.perf_counter()
-            for batch in self._tracked(make_loader(self.train_ds, keys, cfg.data.workers), "train"):
+            for batch in self._tracked(self._epoch(), "train"):
+                if len(batch) == 0 and not self.info.enabled:  # every item unreadable (a damaged shard): no step
+                    log.warning("epoch %d batch %d: no item could be read; the batch is skipped", self.epoch, self.batch_in_epoch)
+                    self.batch_in_epoch += 1
+                    bar.update(1)
+                    continue
                 loss, logs = self.train_step(batch)
                 seen += batch.index.tolist()
                 self.batch_in_epoch += 1
                 self.train_seconds += time.perf_counter() - tick
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}")
-                if self.step % cfg.log_every == 0 or self.batch_in_epoch == len(batches):
+                if self.step % cfg.log_every == 0 or self.batch_in_epoch == steps:
                     self.write_row({"kind": "train", "step": self.step, "epoch": self.epoch, "lr": self.scheduler.get_last_lr()[0],
                                     "seconds": round(self.train_seconds, 3), "loss": mean_across(loss, self.info), **logs})  # fmt: skip
-                if self.step % cfg.checkpoint_every == 0 and self.batch_in_epoch < len(batches):
+                if self.step % cfg.checkpoint_every == 0 and self.batch_in_epoch < steps:
                     self.save_last()
                 tick = time.perf_counter()
             bar.close()
