@@ -92,7 +92,8 @@ def _cmd_shard(args: argparse.Namespace) -> int:
     pipes = _shard_pipelines(args)
     split = None if args.split == "all" else args.split
     summary = write_shards(args.manifest, args.out, pipes, split=split, shard_size=args.shard_size,
-                           content=args.content, strict=args.strict, show_progress=True)  # fmt: skip
+                           content=args.content, shuffle_seed=None if args.keep_order else args.seed,
+                           strict=args.strict, show_progress=True)  # fmt: skip
     print(f"wrote {summary['items']} items in {summary['shards']} shards ({summary['bytes'] / 1e6:.1f} MB) "
           f"to {args.out} in {summary['seconds']:.1f} s")  # fmt: skip
     for item in summary["skipped"]:
@@ -168,5 +169,7 @@ def add_commands(dsub: argparse._SubParsersAction) -> None:
                    help="encoded files (default), or decoded arrays made with --config's settings")  # fmt: skip
     p.add_argument("--config", type=Path, help="a run config: its towers' settings (needed for --content arrays)")
     p.add_argument("--modalities", default="audio,image", help="without --config: the modalities to store (default audio,image)")
+    p.add_argument("--seed", type=int, default=0, help="the items are written in an order drawn from this seed (default 0)")
+    p.add_argument("--keep-order", action="store_true", help="write the items in the manifest's order instead")
     p.add_argument("--strict", action="store_true", help="fail on the first unreadable item instead of skipping it")
     p.set_defaults(func=_cmd_shard)

@@ -45,8 +45,9 @@ def test_shards_hold_each_item_once_with_its_metadata(shards, small_digits):
         names = tar.getnames()
         meta = json.loads(tar.extractfile("000000000.json").read())
     assert sorted(names[:3]) == ["000000000.audio.wav", "000000000.image.png", "000000000.json"]
-    first = manifest.split("train")[0]
-    assert meta["id"] == first.id and meta["label"] == first.label and meta["voice"] == first.extra["voice"]
+    first = manifest[meta["id"]]
+    assert first.split == "train" and meta["label"] == first.label and meta["voice"] == first.extra["voice"]
+    assert info["shuffle_seed"] == 0 and meta["id"] != manifest.split("train")[0].id  # written in a shuffled order
 
 
 @pytest.mark.parametrize("workers", [0, 2])
@@ -107,9 +108,10 @@ def test_a_truncated_shard_is_named_and_its_readable_items_used(shards, tmp_path
         batches = list(stream.loader(0, 0, 0))
     got = sum(len(b) for b in batches)
     lost = [s for b in batches for s in b.skipped]
-    assert 53 <= got < 60 and len(lost) >= 1
+    assert 53 <= got < 60 and len(lost) == 60 - got  # every loss counted, one by one
+    assert all(rid.startswith("shard-000004.tar item ") and "shard-000004.tar" in str(err) for rid, err in lost)
+    assert [len(b) + len(b.skipped) for b in batches] == [15, 15, 15, 15]  # batches keep their planned sizes
     assert any("shard-000004.tar is damaged" in r.message for r in caplog.records)
-    assert sum(int(rid.split()[0]) if rid[0].isdigit() else 1 for rid, _ in lost) == 60 - got  # every loss counted
     assert ShardSet.load(copy).verify() == [f"{victim}: its SHA-256 differs from shards.json's (damaged, or rewritten since)"]
 
 
@@ -160,6 +162,23 @@ def test_training_from_shards_resumes_exactly_after_a_kill(small_digits, shards,
         engine._Run.train_step = original
     resumed = train(cut, resume=True)
     assert resumed.steps == straight.steps and resumed.fingerprint == straight.fingerprint
+
+
+def test_fewer_items_than_workers_and_a_foreign_or_interrupted_folder(small_digits, tmp_path):
+    manifest = read_manifest(small_digits / "manifest.jsonl")
+    few = manifest.split("val")[:3]
+    from avkit.data.manifest import Manifest
+
+    write_shards(Manifest(manifest.path, few), tmp_path / "few", pipelines(), split="val", shard_size=2)
+    stream = ShardStream(ShardSet.load(tmp_path / "few"), pipelines(), batch_size=64)
+    assert [sorted(b.index.tolist()) for b in stream.loader(0, 0, workers=2)] == [[0, 1, 2]]
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "shard-000000.tar").write_bytes(b"someone else's")
+    with pytest.raises(ConfigError, match=r"holds shard-\*\.tar files that avkit did not write"):
+        write_shards(manifest, tmp_path / "other", pipelines(), split="val")
+    (tmp_path / "other" / ".avkit-writing-shards").touch()  # an interrupted avkit write: replaced
+    assert write_shards(manifest, tmp_path / "other", pipelines(), split="val")["items"] == 20
+    assert not (tmp_path / "other" / ".avkit-writing-shards").exists()
 
 
 def test_shard_cli_writes_and_refuses_clearly(small_digits, tmp_path):

@@ -72,6 +72,32 @@ def test_variable_frame_rate_frames_are_found_by_their_own_times(tmp_path):
         assert level(read_frame(path, t)) == pytest.approx(expected, abs=0.1), t
 
 
+def test_a_frame_held_for_seconds_is_not_taken_for_truncation(tmp_path):
+    path = tmp_path / "sparse.mp4"  # a new frame only when the picture changes: at 0, 3 and 6 s
+    save_video(path, frames(3), 1, times=[0.0, 3.0, 6.0])
+    assert level(read_frame(path, 5.0)) == pytest.approx(1, abs=0.1)
+    assert level(read_frame(path, 6.0)) == pytest.approx(2, abs=0.1)
+
+
+def test_sound_shorter_than_the_picture(tmp_path, caplog):
+    path = tmp_path / "short-sound.mp4"  # 4 s of picture, 1 s of sound
+    save_video(path, frames(20), 5, tone(1.0), SR)
+    info = probe_video(path)
+    assert info.audio_duration == pytest.approx(1.0, abs=0.1) and info.usable_duration == pytest.approx(1.0, abs=0.1)
+    with pytest.raises(MediaError, match="past the end of its sound stream"):
+        read_audio_at(path, 3.0, 1.0, SR)
+    assert read_audio_at(path, 0.9, 1.0, SR).shape == (SR,)  # the window moved inside the sound
+    report = build_from_videos_of(tmp_path, path)
+    assert [r.t for r in read_manifest(report.manifest)] == [0.5]  # times the sound can serve
+
+
+def build_from_videos_of(tmp_path: Path, video: Path):
+    folder = tmp_path / "one"
+    folder.mkdir()
+    (folder / video.name).write_bytes(video.read_bytes())
+    return build_from_videos(folder, tmp_path / "one-out", VideosConfig(every=1.0, label_from="none"))
+
+
 def test_audio_around_t_has_the_clip_length_and_the_tone(clip):
     wav = read_audio_at(clip, 1.0, 1.0, SR)
     assert wav.shape == (SR,) and wav.dtype == torch.float32
@@ -90,7 +116,7 @@ def test_bad_videos_get_errors_naming_the_file(clip, tmp_path):
     save_video(silent, frames(4), 5)
     with pytest.raises(MediaError, match=r"silent\.mp4: has no audio stream"):
         read_audio_at(silent, 0.2, 1.0, SR)
-    with pytest.raises(MediaError, match=r"clip\.mp4: time t=5 s is past the end of the video"):
+    with pytest.raises(MediaError, match=r"clip\.mp4: time t=5 s is past the end of its picture stream"):
         read_frame(clip, 5.0)
     with pytest.raises(MediaError, match="t=-1 must be a finite number"):
         read_frame(clip, -1.0)
@@ -139,13 +165,19 @@ def test_manifest_video_lines_are_read_at_t_by_every_modality(clip, tmp_path):
     ({"id": "a", "video": "x.mp4"}, "a video line needs 't'"),
     ({"id": "a", "video": "x.mp4", "t": -1}, "a video line needs 't'"),
     ({"id": "a", "video": "x.mp4", "t": True}, "a video line needs 't'"),
-    ({"id": "a", "video": "x.mp4", "t": 1, "audio": "a.wav"}, "either a video or separate files"),
+    ({"id": "a", "video": "x.mp4", "t": 1, "audio": "a.wav"}, "missing field 'image'"),
     ({"id": "a", "video": 3, "t": 1}, "'video' must be a path"),
 ])  # fmt: skip
 def test_malformed_video_lines_are_refused_with_the_line_named(tmp_path, line, message):
     man = video_manifest(tmp_path, [line])
     with pytest.raises(ManifestError, match=rf"manifest\.jsonl:1: .*{message}"):
         read_manifest(man)
+
+
+def test_video_and_t_beside_files_are_metadata(tmp_path):
+    man = video_manifest(tmp_path, [{"id": "a", "audio": "a.wav", "image": "a.png", "video": "yt:abc", "t": 12}])
+    rec = read_manifest(man).records[0]
+    assert rec.video is None and rec.extra == {"video": "yt:abc", "t": 12} and rec.paths["audio"] == "a.wav"
 
 
 def test_data_check_opens_each_video_and_checks_streams_and_t(clip, tmp_path):

@@ -18,6 +18,7 @@ Rules (documented in docs/data.md):
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import re
@@ -132,10 +133,26 @@ def load_audio(
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
     data, sr = read_audio(path, mixdown=mixdown, strict=strict)
-    wav = torch.from_numpy(data)
-    if sr != sample_rate:
-        wav = AF.resample(wav, orig_freq=sr, new_freq=sample_rate)
-    return wav
+    return _at_rate(torch.from_numpy(data), sr, sample_rate)
+
+
+def _at_rate(wav: torch.Tensor, sr: int, sample_rate: int) -> torch.Tensor:
+    return wav if sr == sample_rate else AF.resample(wav, orig_freq=sr, new_freq=sample_rate)
+
+
+def audio_from_bytes(data: bytes, sample_rate: int = 16000, mixdown: Mixdown = "mean") -> torch.Tensor | None:
+    """:func:`load_audio` of an encoded file held in memory (a tar member), or None when it is not
+    plainly good (undecodable, empty, truncated, non-finite): load it from a file then, whose
+    error or warning names it."""
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as handle:
+            if promised_frames(handle.extra_info, handle.frames) is not None:
+                return None
+            samples, sr = handle.read(dtype="float32", always_2d=True), int(handle.samplerate)
+        mono = _finite_mono(Path("-"), samples, mixdown) if samples.shape[0] else None
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, MediaError):
+        return None
+    return None if mono is None else _at_rate(torch.from_numpy(mono), sr, sample_rate)
 
 
 class AudioBlocks:

@@ -153,6 +153,10 @@ def _video_problem(file: Path, rec: Record, modalities: Sequence[str], probed: d
     if lacking:
         return f"has no {' or '.join(_VIDEO_STREAMS.get(n, n).removeprefix('has_') for n in lacking)} stream " \
                f"(needed for {', '.join(lacking)})"
-    if rec.t is not None and rec.t > info.duration + 0.1:
-        return f"t={rec.t:g} s is past the end of the video ({info.duration:.3f} s)"
+    spans = {"audio": info.audio_duration, "image": info.video_duration}
+    for name in modalities:
+        span = spans.get(name) or info.duration
+        if rec.t is not None and span and rec.t > span + 0.1:
+            which = "video" if span == info.duration else f"{_VIDEO_STREAMS[name].removeprefix('has_')} stream"
+            return f"t={rec.t:g} s is past the end of the {which} ({span:.3f} s)"
     return None

@@ -52,6 +52,10 @@ def compute_features(
         raise ConfigError(f"the {modality} modality has no front-end to cache")
     manifest = manifest if isinstance(manifest, Manifest) else read_manifest(manifest, modalities=[modality])
     refuse_overwriting(out, [manifest.path, *(manifest.resolve(r, modality) for r in manifest.records)])
+    video = next((r for r in manifest.records if r.video is not None), None)
+    if video is not None:  # a cache holds whole clips; a video line's clip is cut at load, at one length
+        raise ConfigError(f"{manifest.path}:{video.line} names a video; a feature cache needs audio files "
+                          "(avkit data from-videos --extract writes them)")  # fmt: skip
     ids: list[str] = []
     feats: list[Tensor] = []
     skipped: list[dict[str, str]] = []

@@ -7,8 +7,9 @@
   control characters; builders name files after it) and one path field per modality (``audio``, ``image``,
   or any registered modality name) are required; paths are relative to the
   manifest's folder (absolute paths are allowed).
-- A line may instead name a ``video`` and a time ``t`` (seconds, >= 0): every
-  modality then reads the video at ``t`` (the image is the frame shown at ``t``,
+- A line may instead name a ``video`` and a time ``t`` (seconds, >= 0), and no
+  modality's file: every modality then reads the video at ``t`` (on a line that
+  names files, ``video`` and ``t`` are metadata like any other key) (the image is the frame shown at ``t``,
   the audio is the track around ``t``; see :mod:`avkit.video.io`).
 - ``label`` and ``split`` may be absent or null.
 - ``boxes``: optional ``[[x0, y0, x1, y1], ...]`` pixel boxes of the sounding
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from avkit.modalities import Pipeline
 
 #: Keys with a fixed meaning; every other key is a modality path or extra metadata.
-RESERVED_KEYS = ("id", "label", "split", "boxes", "video", "t")
+RESERVED_KEYS = ("id", "label", "split", "boxes")
 #: The modalities an audio-visual manifest must have.
 AV_MODALITIES: tuple[str, ...] = ("audio", "image")
 
@@ -150,17 +151,14 @@ def parse_record(
         raise ManifestError(path, line, f"id {rid!r} is not a safe name ({why}): builders make file names of ids, "
                             "so an id has no '/' or '\\', is not '.' or '..', and has no control characters")  # fmt: skip
     paths: dict[str, str] = {}
-    video, t = obj.get("video"), obj.get("t")
+    files = any(name in obj for name in modalities)  # then 'video' and 't', if present, are metadata
+    video, t = (None, None) if files else (obj.get("video"), obj.get("t"))
     if video is not None:
         if not isinstance(video, str) or not video:
             raise ManifestError(path, line, f"'video' must be a path relative to the manifest, got {video!r}")
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
             raise ManifestError(path, line, f"a video line needs 't', the time in seconds (a number >= 0), got {t!r}")
         t = float(t)
-        given = [name for name in modalities if name in obj]
-        if given:
-            raise ManifestError(path, line, f"a line names either a video or separate files, not both (it has "
-                                f"'video' and {given})")  # fmt: skip
     for name in modalities:
         value = video if video is not None else obj.get(name)
         if not isinstance(value, str) or not value:
@@ -179,7 +177,8 @@ def parse_record(
             boxes = parse_boxes(obj["boxes"])
         except ValueError as exc:
             raise ManifestError(path, line, str(exc)) from None
-    extra = {k: v for k, v in obj.items() if k not in RESERVED_KEYS and k not in paths}
+    media = ("video", "t") if video is not None else ()
+    extra = {k: v for k, v in obj.items() if k not in RESERVED_KEYS and k not in paths and k not in media}
     return Record(
         id=rid,
         paths=paths,

@@ -29,13 +29,14 @@ process's first and last shards only in part): no random access.
 
 Resume is exact: a resumed epoch draws the same shard order and buffers, and
 each worker re-reads, without decoding or training on them, the items of the
-batches the run had already taken. This holds for the same number of
-processes and workers (a different number gives a different but still
-complete epoch).
+batches the run had already taken. That needs the same shards, processes,
+workers and shuffle buffer: the engine refuses a resume with any of them
+changed (the run config, and the digest of ``shards.json`` in the checkpoint).
 
 A shard that is damaged or cut short is named in a warning; the items read
-before the damage are used and the rest are counted as skipped (listed in
-``Batch.skipped``, like unreadable items of a manifest).
+before the damage are used, and each of the rest is a skipped item named by
+its shard and number (in ``Batch.skipped``, like an unreadable item of a
+manifest), so batches keep their planned sizes.
 """
 
 from __future__ import annotations
@@ -59,16 +60,24 @@ import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from avkit.data.batch import Batch
-from avkit.data.dataset import ItemReader, Skipped
+from avkit.data.dataset import ItemReader, Skipped, background_worker
 from avkit.data.manifest import Manifest, Record, read_manifest
 from avkit.errors import AvkitError, ConfigError, DatasetBuildError, MediaError
-from avkit.fileio import atomic_open, atomic_write_json, file_sha256, refuse_overwriting
+from avkit.fileio import (
+    atomic_open,
+    atomic_write_json,
+    file_sha256,
+    folder_lock,
+    refuse_overwriting,
+)
 from avkit.modalities import Pipeline
 from avkit.progress import progress
 
 log = logging.getLogger(__name__)
 
 INDEX = "shards.json"
+#: Present while ``write_shards`` writes a folder: its ``shard-*.tar`` files are then avkit's.
+WRITING = ".avkit-writing-shards"
 FORMAT = 1
 CONTENTS = ("media", "arrays")
 #: Encoded formats for a video line's frame and clip, by modality.
@@ -98,6 +107,12 @@ class ShardSet:
     @property
     def items(self) -> int:
         return sum(s.items for s in self.shards)
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the shards' names, sizes and checksums: which shards these are."""
+        text = json.dumps([(s.name, s.items, s.sha256) for s in self.shards])
+        return hashlib.sha256(text.encode()).hexdigest()
 
     @classmethod
     def load(cls, folder: str | Path) -> ShardSet:
@@ -141,15 +156,21 @@ def write_shards(
     split: str | None = "train",
     shard_size: int = 1000,
     content: str = "media",
+    shuffle_seed: int | None = 0,
     strict: bool = False,
     show_progress: bool = False,
 ) -> dict[str, Any]:
     """Write the records of ``split`` (None: all) as tar shards of ``shard_size`` items, and ``shards.json``.
 
+    The records are written in an order drawn from ``shuffle_seed`` (None: the manifest's), so
+    that a shard is a mix of the split, as WebDataset expects: manifests are often sorted (by
+    class, by source), and a stream mixes only within its shuffle buffer.
+
     ``pipelines``: modality -> pipeline; with ``content="arrays"`` their ``load`` (for example the
     sample rate) makes the arrays, and their settings are recorded. Each shard is written to a
-    temporary file and renamed when complete. An unreadable item is reported and skipped (``strict``:
-    raised).
+    temporary file and renamed when complete, and ``shards.json`` last: a folder without it is an
+    interrupted write, whose shards a new write replaces. The folder is locked while writing. An
+    unreadable item is reported and skipped (``strict``: raised).
 
     Returns:
         ``{"items", "shards", "skipped": [{"id", "reason"}], "bytes", "seconds"}``.
@@ -164,10 +185,33 @@ def write_shards(
     records = manifest.split(split)
     if not records:
         raise DatasetBuildError(f"{manifest.path} has no records in split {split!r}")
+    if shuffle_seed is not None:
+        records = [records[i] for i in np.random.default_rng(shuffle_seed).permutation(len(records))]
     out = Path(out)
     refuse_overwriting(out / INDEX, [manifest.path])
-    if (out / INDEX).exists() or any(out.glob("shard-*.tar")):
-        raise ConfigError(f"{out} already holds shards; write into a new folder")
+    with folder_lock(out, "shard folder"):
+        if (out / INDEX).exists():
+            raise ConfigError(f"{out} already holds shards; write into a new folder")
+        marker = out / WRITING
+        if any(out.glob("shard-*.tar")) and not marker.exists():
+            raise ConfigError(f"{out} holds shard-*.tar files that avkit did not write; write into a new folder")
+        for stale in [*out.glob("shard-*.tar"), *out.glob(".shard-*.tar.*.tar")]:  # an interrupted write's
+            log.warning("removing %s, left by an interrupted write (no %s)", stale, INDEX)
+            stale.unlink()
+        marker.touch()
+        video = any(r.video is not None for r in records)
+        meta = {"split": split, "shuffle_seed": shuffle_seed}
+        if video and content == "media":  # a video line's clip was cut at these settings' length and rate
+            meta["settings"] = {m: _settings(p) for m, p in pipelines.items() if p.video_uses_settings}
+        summary = _write_all(manifest, records, out, pipelines, meta, shard_size, content, strict, show_progress, started)
+        marker.unlink()
+        return summary
+
+
+def _write_all(manifest: Manifest, records: list[Record], out: Path, pipelines: Mapping[str, Pipeline],
+               meta: dict[str, Any], shard_size: int, content: str, strict: bool, show_progress: bool,
+               started: float) -> dict[str, Any]:  # fmt: skip
+    modalities = sorted(pipelines)
     pipes = {m: p.strictly() if strict else p for m, p in pipelines.items()}
     shards: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
@@ -194,9 +238,9 @@ def write_shards(
         size += shards[-1].pop("bytes")
     if not shards:
         raise DatasetBuildError(f"no item of {manifest.path} could be read ({len(skipped)} skipped)")
-    settings = {m: _settings(p) for m, p in pipes.items()} if content == "arrays" else {}
+    settings = {m: _settings(p) for m, p in pipes.items()} if content == "arrays" else meta.pop("settings", {})
     atomic_write_json(out / INDEX, {
-        "format": FORMAT, "content": content, "modalities": modalities, "split": split, "labels": manifest.labels(),
+        "format": FORMAT, "content": content, "modalities": modalities, **meta, "labels": manifest.labels(),
         "settings": settings, "source": str(manifest.path), "items": number, "shards": shards, "skipped": skipped,
     })  # fmt: skip
     seconds = time.perf_counter() - started
@@ -305,17 +349,21 @@ class ShardStream(ItemReader, IterableDataset):
 
     def __init__(self, shards: ShardSet, pipelines: Mapping[str, Pipeline], batch_size: int, seed: int = 0,
                  rank: int = 0, world: int = 1, label_names: Sequence[str] | None = None, fields: Sequence[str] = (),
-                 shuffle_buffer: int = 1000, train: bool = True, strict: bool = False) -> None:  # fmt: skip
+                 shuffle_buffer: int = 256, train: bool = True, strict: bool = False) -> None:  # fmt: skip
         self.set, self.batch_size, self.seed, self.rank, self.world = shards, batch_size, seed, rank, world
         self.pipelines = {t: p.strictly() if strict else p for t, p in pipelines.items()}
         missing = sorted({p.modality for p in self.pipelines.values()} - set(shards.modalities))
         if missing:
             raise ConfigError(f"{shards.folder}: the shards hold {list(shards.modalities)}, not {missing}")
-        if shards.content == "arrays":
+        if shards.settings:  # arrays, or clips cut from videos: made with these settings
             for tower, pipe in self.pipelines.items():
+                if pipe.modality not in shards.settings and shards.content == "media":
+                    continue  # this modality's items do not depend on settings (frames)
                 if (want := _settings(pipe)) != (have := shards.settings.get(pipe.modality)):
-                    raise ConfigError(f"{shards.folder}: its {pipe.modality} arrays were made with settings {have}, but "
-                                      f"tower {tower!r} reads {want}; write the shards again, or use content 'media'")  # fmt: skip
+                    made = "arrays" if shards.content == "arrays" else "items (cut from videos)"
+                    raise ConfigError(f"{shards.folder}: its {pipe.modality} {made} were made with settings {have}, but "
+                                      f"tower {tower!r} reads {want}; write the shards again with this run's config "
+                                      "(avkit data shard --config)")  # fmt: skip
         self.caches, self.strict, self.train, self.shuffle_buffer = {}, strict, train, shuffle_buffer
         self._set_targets(label_names if label_names is not None else shards.labels, fields)
         self.epoch, self.start_batch, self.workers = 0, 0, 1
@@ -331,7 +379,7 @@ class ShardStream(ItemReader, IterableDataset):
         """The batches of ``epoch`` from ``start_batch`` on, decoded by ``workers`` processes, in a fixed order."""
         self.epoch, self.start_batch, self.workers = epoch, start_batch, max(workers, 1)
         return DataLoader(self, batch_size=None, num_workers=workers, generator=torch.Generator().manual_seed(0),
-                          persistent_workers=False)  # fmt: skip
+                          persistent_workers=False, worker_init_fn=background_worker)  # fmt: skip
 
     # -- one worker ----------------------------------------------------------------------------
     def _source(self, rec: Record, tower: str) -> tuple[Path, Path]:
@@ -355,13 +403,7 @@ class ShardStream(ItemReader, IterableDataset):
             raw = [s for _, s in zip(range(sizes[j]), samples)]
             if j < self.start_batch:
                 continue  # a resumed epoch: these items were trained on before the checkpoint
-            items = [self._item(s) for s in raw if not isinstance(s, Skipped)]
-            short = sizes[j] - len(raw) + sum(isinstance(s, Skipped) for s in raw)
-            lost = [s for s in raw if isinstance(s, Skipped)]
-            if short > len(lost):  # the stream ended early: a damaged shard
-                lost.append(Skipped(f"{short - len(lost)} item(s) of damaged shards", MediaError(
-                    self.set.folder, f"{short - len(lost)} item(s) were not readable; see the warnings")))  # fmt: skip
-            yield self.collate([*items, *lost])
+            yield self.collate([s if isinstance(s, Skipped) else self._item(s) for s in raw])
 
     def _shuffled(self, samples: Iterator[Any], rng: random.Random) -> Iterator[Any]:
         """A shuffle buffer of ``shuffle_buffer`` samples (WebDataset's rule: fill, then swap out at random)."""
@@ -391,8 +433,9 @@ class ShardStream(ItemReader, IterableDataset):
                 return
 
     def _read_shard(self, shard: Shard, a: int, b: int) -> Iterator[dict[str, Any] | Skipped]:
-        """Samples ``[a, b)`` of one shard; a damaged shard's unreadable rest is warned about (and
-        comes up short: the caller counts it)."""
+        """Samples ``[a, b)`` of one shard. A damaged shard is warned about once, and each item it
+        could not give is a :class:`Skipped` naming the shard and the item, so batches keep their sizes
+        and every loss is counted."""
         path = self.set.folder / shard.name
         problems: list[Exception] = []
 
@@ -404,6 +447,7 @@ class ShardStream(ItemReader, IterableDataset):
             handle = _HashingReader(path.open("rb"))
         except OSError as exc:
             log.warning("%s: cannot be opened (%s); its %d item(s) are skipped", path, exc, b - a)
+            yield from self._unreadable(shard, a, b, f"cannot be opened ({exc.strerror})")
             return
         n = 0
         with handle:
@@ -420,10 +464,16 @@ class ShardStream(ItemReader, IterableDataset):
                 if handle.sha.hexdigest() != shard.sha256:
                     log.warning("%s: its SHA-256 differs from %s's: it was damaged or rewritten since it was "
                                 "written; its items were used as read", path, INDEX)  # fmt: skip
-        if problems or n < b:
+        if n < b:
             reason = f"{type(problems[0]).__name__}: {problems[0]}" if problems else "it ends early"
             log.warning("%s is damaged (%s): %d of its items %d-%d were read; the rest are skipped",
                         path, reason, max(0, n - a), a, b - 1)  # fmt: skip
+            yield from self._unreadable(shard, max(n, a), b, f"is damaged ({reason})")
+
+    def _unreadable(self, shard: Shard, a: int, b: int, why: str) -> Iterator[Skipped]:
+        path = self.set.folder / shard.name
+        for n in range(a, b):
+            yield Skipped(f"{shard.name} item {n}", MediaError(path, f"{why}: item {n} could not be read"))
 
     def _parsed(self, shard: Shard, n: int, sample: dict[str, Any]) -> dict[str, Any] | Skipped:
         where = f"{shard.name} item {n}"
@@ -463,8 +513,12 @@ class ShardStream(ItemReader, IterableDataset):
 
 
 def load_bytes(pipe: Pipeline, data: bytes, suffix: str, where: str) -> Any:
-    """``pipe.load`` of an encoded file held in memory (through a temporary file, in RAM where the
-    system has ``/dev/shm``); errors name ``where``."""
+    """``pipe.load`` of an encoded file held in memory: decoded in memory if the pipeline can
+    (:meth:`Pipeline.load_bytes`), else through a temporary file (in RAM where the system has
+    ``/dev/shm``); errors name ``where``."""
+    raw = pipe.load_bytes(data)
+    if raw is not None:
+        return raw
     folder = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
     with tempfile.NamedTemporaryFile(suffix=suffix, dir=folder) as tmp:
         tmp.write(data)

@@ -122,6 +122,7 @@ def build_from_videos(folder: str | Path, out: str | Path, cfg: VideosConfig | N
     report = BuildReport(manifest=out / "manifest.jsonl")
     out.mkdir(parents=True, exist_ok=True)
     records: list[Record] = []
+    ids: dict[str, str] = {}  # line id -> its video (a/b.mp4 and a__b.mp4 would share ids)
     for path in progress(videos, "reading videos", enabled=show_progress, unit="video"):
         rel = path.relative_to(folder).as_posix()
         try:
@@ -136,11 +137,13 @@ def build_from_videos(folder: str | Path, out: str | Path, cfg: VideosConfig | N
         if csv_labels is not None and rel not in csv_labels:
             report.skip(rel, f"not listed in {cfg.label_from}")
             continue
-        for t in line_times(info.duration, cfg.every):
-            rid = f"{rel.rsplit('.', 1)[0].replace('/', '__')}-t{t:.2f}"
-            if unsafe_id(rid):
-                report.skip(rel, f"its id {rid!r} is not a safe file name ({unsafe_id(rid)})")
+        for t in line_times(info.usable_duration, cfg.every):
+            rid = f"{rel.replace('/', '__')}-t{t:.2f}"
+            if unsafe_id(rid) or rid in ids:
+                why = f"not a safe file name ({unsafe_id(rid)})" if unsafe_id(rid) else f"also the id of a line of {ids[rid]}"
+                report.skip(rel, f"its line id {rid!r} is {why}; rename the file")
                 break
+            ids[rid] = rel
             video = os.path.relpath(path, out)
             if cfg.extract:
                 try:

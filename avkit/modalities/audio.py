@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from avkit.audio.augment import SpecAugment, add_noise, change_speed, crop_or_pad, random_shift
-from avkit.audio.io import AUDIO_EXPECTED, AudioBlocks, load_audio
+from avkit.audio.io import AUDIO_EXPECTED, AudioBlocks, audio_from_bytes, load_audio
 from avkit.audio.transforms import LogMelSpectrogram
 from avkit.config import require_finite
 from avkit.errors import ConfigError
@@ -131,6 +131,9 @@ class AudioPipeline(Pipeline):
     # -- items ---------------------------------------------------------------------------------
     def load(self, path: Path) -> Tensor:
         return load_audio(path, self.settings.sample_rate, strict=self.strict)
+
+    def load_bytes(self, data: bytes) -> Tensor | None:
+        return audio_from_bytes(data, self.settings.sample_rate)
 
     def load_video(self, path: Path, t: float) -> Tensor:
         """The video's sound track around ``t``, one clip long (``seconds``; longer with speed perturbation,

@@ -50,11 +50,14 @@ class Pipeline:
             tower; None for a pipeline used outside a model.
         strict: refuse a file that decodes only in part (a truncated WAV) instead of using what
             it holds with a warning; see :meth:`strictly`.
+        video_uses_settings: whether :meth:`load_video` depends on the settings (an audio clip's
+            length and rate do; a frame, decoded at its own size, does not).
     """
 
     modality: str = ""
     output: str | None = None
     takes_boxes: bool = False
+    video_uses_settings: bool = True
     augment: Any = None
     encoder_input: str | None = None
     strict: bool = False
@@ -68,6 +71,12 @@ class Pipeline:
     def load(self, path: Path) -> Any:
         """Decode a file (the part an in-memory cache may keep). Raises MediaError naming ``path``."""
         raise NotImplementedError
+
+    def load_bytes(self, data: bytes) -> Any | None:
+        """:meth:`load` of an encoded file held in memory (a shard's tar member), or None: the caller
+        then writes it to a temporary file and calls :meth:`load`, which also gives errors and
+        warnings their file. The default is None; a modality may decode in memory, for speed."""
+        return None
 
     def load_video(self, path: Path, t: float) -> Any:
         """What a video holds for this modality at ``t`` seconds, as :meth:`load` gives it for a file

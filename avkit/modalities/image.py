@@ -19,7 +19,7 @@ from avkit.errors import ConfigError, TargetError
 from avkit.modalities.base import Modality, Pipeline, register_modality
 from avkit.video.io import read_frame
 from avkit.vision.augment import jitter, random_affine, random_resized_crop, transform_boxes, warp
-from avkit.vision.io import IMAGE_EXPECTED, load_image
+from avkit.vision.io import IMAGE_EXPECTED, image_from_bytes, load_image
 from avkit.vision.transforms import DIGITS_MEAN, DIGITS_STD, normalize, resize
 
 
@@ -108,6 +108,11 @@ class ImagePipeline(Pipeline):
 
     def load(self, path: Path) -> Tensor:
         return load_image(path)
+
+    def load_bytes(self, data: bytes) -> Tensor | None:
+        return image_from_bytes(data)
+
+    video_uses_settings = False  # the frame is decoded at its own size; resizing comes later
 
     def load_video(self, path: Path, t: float) -> Tensor:
         """The frame shown at ``t``, ``(3, H, W)`` in [0, 1] as :meth:`load` gives an image file."""

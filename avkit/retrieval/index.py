@@ -135,6 +135,7 @@ class RetrievalIndex:
         self.index = self._build(dim, factory, metric)
         self.source: tuple[Path, int] | None = None  # (directory, generation) this index was loaded from
         self.data_file: Path | None = None  # on disk: the inverted lists' file (avkit.retrieval.ondisk)
+        self._data_sha256: str | None = None  # its recorded SHA-256, from info.json at load
         self.operating_point: dict[str, Any] | None = None  # how search_params were chosen (avkit.retrieval.tuning)
         self.search_params: dict[str, int] = {}
         self.set_search_params(search_params or {})
@@ -369,15 +370,15 @@ class RetrievalIndex:
         _ondisk_lists(self.index).filename = str(target)
         self.data_file = target
         log.info("hashing %s (%.1f MB)", target, target.stat().st_size / 1e6)
-        return {"name": target.name, "bytes": target.stat().st_size, "sha256": file_sha256(target),
+        self._data_sha256 = file_sha256(target)
+        return {"name": target.name, "bytes": target.stat().st_size, "sha256": self._data_sha256,
                 "edges": _edge_digest(target)}  # fmt: skip
 
     def verify_data(self) -> None:
         """Hash an on-disk index's whole data file against info.json (loading checks only its ends)."""
-        if self.data_file is None or self.source is None:
+        if self.data_file is None or self._data_sha256 is None:
             return
-        expected = _read_info(self.source[0])["sha256"]["ivfdata"]["sha256"]
-        if file_sha256(self.data_file) != expected:
+        if file_sha256(self.data_file) != self._data_sha256:
             raise ArtifactError(self.data_file, "on-disk inverted lists do not match the checksum in info.json; "
                                 "the file is damaged: build the index again")  # fmt: skip
 
@@ -451,6 +452,7 @@ class RetrievalIndex:
         faiss_bytes = _read_checked(faiss_file, info["sha256"]["faiss"], "faiss index")
         data = info["sha256"].get("ivfdata")
         self.data_file = path / data["name"] if isinstance(data, dict) else None
+        self._data_sha256 = data.get("sha256") if isinstance(data, dict) else None  # what verify_data checks
         try:
             if self.data_file is not None:  # the lists stay in their file, mapped; the small part was checked above
                 _check_data_file(self.data_file, data, gen)

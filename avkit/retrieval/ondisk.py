@@ -13,9 +13,11 @@ The recipe of faiss's ``demos/demo_ondisk_ivf.py`` and ``contrib.ondisk.merge_on
 3. the blocks' inverted lists are merged into one ``OnDiskInvertedLists`` data file, which
    searches memory-map: only the lists a query probes are read.
 
-Memory is one embeddings file plus the sample, whatever the total. The ids and metadata
-still go to SQLite (in memory while building; about 100 bytes per item). The index is
-read-only once built: adding means building again.
+Memory is one embeddings file plus the sample, whatever the total; each file is read twice
+(for the sample, then to fill its block). The ids and metadata still go to SQLite (in memory
+while building; about 100 bytes per item). The index is read-only once built: adding means
+building again. faiss's ``merge_ondisk`` leaves the block files mapped, so their disk space
+(deleted at the end of the build) returns only when the building process exits.
 """
 
 from __future__ import annotations
@@ -79,9 +81,11 @@ def build_ondisk_index(
     blocks.mkdir(exist_ok=True)
     try:
         names, start, seen = [], 0, set()
-        for i, path in enumerate(progress(files, "filling blocks", enabled=show_progress, unit="file")):
-            emb = first if i == 0 else load_embeddings(path)
-            _same_source(first, emb, Path(path))
+        source = (first.modality, first.fingerprint, first.dim)
+        del first  # one embeddings file in memory at a time
+        for path in progress(files, "filling blocks", enabled=show_progress, unit="file"):
+            emb = load_embeddings(path)
+            _same_source(source, emb, Path(path))
             repeated = seen.intersection(emb.ids)
             if repeated:
                 raise ArtifactError(Path(path), f"id {sorted(repeated)[0]!r} is also in an earlier file; ids must be unique")
@@ -89,7 +93,7 @@ def build_ondisk_index(
             block = faiss.deserialize_index(trained)
             ids = np.arange(start, start + len(emb.ids), dtype=np.int64)
             block.add_with_ids(index._prepare(np.ascontiguousarray(emb.vectors.numpy(), dtype=np.float32)), ids)
-            names.append(str(blocks / f"block-{i}.index"))
+            names.append(str(blocks / f"block-{len(names)}.index"))
             faiss.write_index(block, names[-1])
             index.db.executemany("INSERT INTO items (id, key, metadata) VALUES (?, ?, ?)",
                                  [(int(n), k, json.dumps(m)) for n, k, m in zip(ids, emb.ids, emb.metadata())])  # fmt: skip
@@ -119,7 +123,8 @@ def _training_sample(files: Sequence[str | Path], size: int, seed: int) -> np.nd
     return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
 
 
-def _same_source(first: Embeddings, emb: Embeddings, path: Path) -> None:
-    if (emb.modality, emb.fingerprint, emb.dim) != (first.modality, first.fingerprint, first.dim):
+def _same_source(first: tuple[str, str, int], emb: Embeddings, path: Path) -> None:
+    if (emb.modality, emb.fingerprint, emb.dim) != first:
+        modality, fingerprint, dim = first
         raise ArtifactError(path, f"holds {emb.modality} embeddings of dim {emb.dim} from model {emb.fingerprint}, "
-                            f"unlike the first file ({first.modality}, dim {first.dim}, model {first.fingerprint})")  # fmt: skip
+                            f"unlike the first file ({modality}, dim {dim}, model {fingerprint})")  # fmt: skip

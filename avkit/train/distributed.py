@@ -58,6 +58,15 @@ def mean_across(value: float, info: DistInfo) -> float:
     return float(t) / info.world_size
 
 
+def any_across(flag: bool, info: DistInfo) -> bool:
+    """Whether ``flag`` is true on any process (a collective call: every process must make it)."""
+    if not info.enabled:
+        return flag
+    t = torch.tensor([int(flag)])
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t)
+
+
 def gather_objects(obj: Any, info: DistInfo) -> list[Any]:
     """Every process's ``obj``, in rank order (a one-item list without a process group)."""
     if not info.enabled:

@@ -49,6 +49,7 @@ from avkit.provenance import environment_info
 from avkit.train.config import RunConfig
 from avkit.train.distributed import (
     DistInfo,
+    any_across,
     barrier,
     epoch_batches,
     gather_objects,
@@ -268,6 +269,7 @@ class _Run:
             "train_seconds": self.train_seconds, "best_score": self.best_score, "best_metrics": self.best_metrics,
             "select": self.select, "selected_on": self.eval_split, "scheduler": self.scheduler.state_dict(),
             "world_size": self.info.world_size, "best_fingerprint": self.fingerprint, "run": run,
+            "shards": self.train_ds.set.digest if isinstance(self.train_ds, ShardStream) else None,
         }  # fmt: skip
 
     def _save(self, name: str, with_optimizer: bool) -> str:
@@ -297,6 +299,10 @@ class _Run:
                                 "written without the optimizer, such as best, cannot continue a run)")  # fmt: skip
         if s.get("world_size", 1) != self.info.world_size:
             raise ConfigError(f"{path} was written by {s.get('world_size')} process(es); resume with the same number")
+        shards = self.train_ds.set.digest if isinstance(self.train_ds, ShardStream) else None
+        if s.get("shards") != shards:
+            raise ConfigError(f"{path} was trained from other shards than {self.cfg.data.shards or 'none'} (their "
+                              "shards.json differs); an exact resume needs the same ones")  # fmt: skip
         self.model.load_state_dict(ckpt.model_state())
         self.optimizer.load_state_dict(unflatten_optimizer(ckpt.tensors_under("optim"), s["optimizer"]))
         self.scheduler.load_state_dict(s["scheduler"])
@@ -360,8 +366,9 @@ class _Run:
                        disable=None if self.show_progress else True, leave=False)  # fmt: skip
             tick = time.perf_counter()
             for batch in self._tracked(self._epoch(), "train"):
-                if len(batch) == 0 and not self.info.enabled:  # every item unreadable (a damaged shard): no step
-                    log.warning("epoch %d batch %d: no item could be read; the batch is skipped", self.epoch, self.batch_in_epoch)
+                if any_across(len(batch) == 0, self.info):  # every item of a batch unreadable (a damaged shard),
+                    # here or on another process: all skip the step together
+                    log.warning("epoch %d batch %d: no item could be read; the step is skipped", self.epoch, self.batch_in_epoch)
                     self.batch_in_epoch += 1
                     bar.update(1)
                     continue

@@ -49,7 +49,9 @@ class VideoInfo:
     """What a video file holds (from its container header and streams; nothing decoded).
 
     Attributes:
-        duration: seconds (the longest stream).
+        duration: seconds (the longest stream; 0 if the file does not say).
+        video_duration, audio_duration: each stream's own length, seconds (None: no such stream, or
+            the file does not say).
         has_video, has_audio: whether it has a picture stream and a sound stream.
         fps: the picture stream's average frame rate, or None.
         width, height: picture size in pixels (0 without a picture stream).
@@ -63,6 +65,14 @@ class VideoInfo:
     width: int
     height: int
     sample_rate: int | None
+    video_duration: float | None = None
+    audio_duration: float | None = None
+
+    @property
+    def usable_duration(self) -> float:
+        """How long both streams last (the shorter one), for choosing times that both can serve."""
+        spans = [d for d in (self.video_duration, self.audio_duration) if d]
+        return min(spans) if spans else self.duration
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -84,13 +94,25 @@ def _stream_seconds(stream: av.stream.Stream) -> float | None:
     return float(stream.duration * stream.time_base)
 
 
+def _origin(container: av.container.InputContainer) -> float:
+    """Where the file's time 0 is on its streams' clocks: times in a manifest count from the container's start."""
+    return container.start_time / av.time_base if container.start_time else 0.0
+
+
+def _duration(container: av.container.InputContainer, stream: av.stream.Stream) -> float:
+    """A stream's length in seconds, or the container's; 0 when the file does not say."""
+    return _stream_seconds(stream) or (container.duration or 0) / av.time_base
+
+
 def probe_video(path: str | Path) -> VideoInfo:
     """Read a video's header: its streams and duration. Raises MediaError naming ``path``."""
     path = Path(path)
     with _open(path) as container:
         video = container.streams.video[0] if container.streams.video else None
         audio = container.streams.audio[0] if container.streams.audio else None
-        spans = [s for s in (_stream_seconds(video) if video else None, _stream_seconds(audio) if audio else None) if s]
+        v_span = _stream_seconds(video) if video is not None else None
+        a_span = _stream_seconds(audio) if audio is not None else None
+        spans = [s for s in (v_span, a_span) if s]
         duration = max(spans) if spans else (container.duration or 0) / av.time_base
         return VideoInfo(
             duration=float(duration),
@@ -100,14 +122,16 @@ def probe_video(path: str | Path) -> VideoInfo:
             width=video.codec_context.width if video is not None else 0,
             height=video.codec_context.height if video is not None else 0,
             sample_rate=audio.codec_context.sample_rate if audio is not None else None,
+            video_duration=v_span,
+            audio_duration=a_span,
         )
 
 
-def _check_time(path: Path, t: float, duration: float) -> None:
+def _check_time(path: Path, t: float, duration: float, what: str) -> None:
     if not np.isfinite(t) or t < 0:
         raise MediaError(path, f"time t={t:g} must be a finite number of seconds >= 0")
     if duration and t > duration + _END_SLACK:
-        raise MediaError(path, f"time t={t:g} s is past the end of the video ({duration:.3f} s)")
+        raise MediaError(path, f"time t={t:g} s is past the end of its {what} ({duration:.3f} s)")
 
 
 def read_frame(path: str | Path, t: float, strict: bool = False) -> Tensor:
@@ -116,7 +140,7 @@ def read_frame(path: str | Path, t: float, strict: bool = False) -> Tensor:
 
     Raises:
         MediaError: no picture stream, ``t`` outside the video, or the file ends
-            (truncated) before any frame at or after the seek point.
+            (truncated) before the frame shown at ``t``.
     """
     path = Path(path)
     with _open(path) as container:
@@ -124,13 +148,14 @@ def read_frame(path: str | Path, t: float, strict: bool = False) -> Tensor:
             raise MediaError(path, "has no video stream; expected a picture track to take the frame from")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        duration = _stream_seconds(stream) or (container.duration or 0) / av.time_base
-        _check_time(path, t, duration)
-        shown = None
+        duration, origin = _duration(container, stream), _origin(container)
+        _check_time(path, t, duration, "picture stream")
+        shown, passed = None, False
         try:
-            container.seek(int(t / stream.time_base), stream=stream, backward=True, any_frame=False)
+            container.seek(int((origin + t) / stream.time_base), stream=stream, backward=True, any_frame=False)
             for frame in container.decode(stream):
-                if frame.time is not None and frame.time > t + 1e-6 and shown is not None:
+                if frame.time is not None and frame.time - origin > t + 1e-6 and shown is not None:
+                    passed = True  # the next frame: the one before it is on screen at t
                     break
                 shown = frame
         except av.error.FFmpegError as exc:
@@ -139,25 +164,34 @@ def read_frame(path: str | Path, t: float, strict: bool = False) -> Tensor:
             log.warning("%s: decoding stopped at %.3f s (%s); using the frame shown there", path, shown.time or 0, exc)
         if shown is None:
             raise MediaError(path, f"holds no decodable frame at or before t={t:g} s (is the file truncated?)")
-        if shown.time is not None and t - shown.time > 1.0:
-            raise MediaError(path, f"its last decodable frame is at {shown.time:.3f} s, before t={t:g} s "
-                             f"(the header says {duration:.3f} s: the file is truncated)")  # fmt: skip
+        if not passed and shown.time is not None:  # decoding ran out: does the last frame still show at t?
+            held = float(shown.duration * shown.time_base) if getattr(shown, "duration", None) and shown.time_base else 0.0
+            end = shown.time - origin + max(held, 1.0 / float(stream.average_rate or 10))
+            if t > end + 1.0:
+                raise MediaError(path, f"its last decodable frame is at {shown.time - origin:.3f} s, before t={t:g} s "
+                                 f"(the header says {duration:.3f} s: the file is truncated)")  # fmt: skip
         rgb = shown.to_ndarray(format="rgb24")
     return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(255.0)
 
 
 def clip_window(t: float, seconds: float, duration: float) -> float:
-    """Start of a ``seconds``-long window centred on ``t``, moved inside ``[0, duration]``."""
-    return float(min(max(t - seconds / 2, 0.0), max(duration - seconds, 0.0)))
+    """Start of a ``seconds``-long window centred on ``t``, moved inside ``[0, duration]`` (a
+    duration of 0, unknown, moves it only to start at 0 or later)."""
+    start = max(t - seconds / 2, 0.0)
+    return float(min(start, max(duration - seconds, 0.0)) if duration else start)
+
+
+#: Seek this much before a clip: audio decoders (AAC) need a frame or two of pre-roll to decode cleanly.
+_PRE_ROLL = 0.1
 
 
 def read_audio_at(path: str | Path, t: float, seconds: float, sample_rate: int, strict: bool = False) -> Tensor:
     """``seconds`` of sound around ``t`` (see :func:`clip_window`), mono float32 ``(round(seconds·rate),)``.
-    A decoding error after some sound was read pads the clip with silence, with a warning; ``strict``
-    refuses it.
+    A file whose sound ends before the window does (it is cut short) is padded with silence, with a
+    warning; ``strict`` refuses it. A clip longer than the file is padded without one.
 
     Raises:
-        MediaError: no sound stream, ``t`` outside the file, or nothing decodable in the window.
+        MediaError: no sound stream, ``t`` outside the sound stream, or nothing decodable in the window.
     """
     path = Path(path)
     want = round(seconds * sample_rate)
@@ -165,26 +199,27 @@ def read_audio_at(path: str | Path, t: float, seconds: float, sample_rate: int, 
         if not container.streams.audio:
             raise MediaError(path, "has no audio stream; expected a sound track to take the clip from")
         stream = container.streams.audio[0]
-        duration = _stream_seconds(stream) or (container.duration or 0) / av.time_base
-        _check_time(path, t, duration)
+        duration, origin = _duration(container, stream), _origin(container)
+        _check_time(path, t, duration, "sound stream")
         start = clip_window(t, seconds, duration)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         chunks: list[np.ndarray] = []
         first: float | None = None
         got = 0
         try:
-            container.seek(int(start / stream.time_base), stream=stream, backward=True, any_frame=False)
+            seek = max(origin + start - _PRE_ROLL, origin)
+            container.seek(int(seek / stream.time_base), stream=stream, backward=True, any_frame=False)
             for frame in container.decode(stream):
                 if first is None:
-                    first = float(frame.time or 0.0)
+                    first = float(frame.time or 0.0) - origin
                 for out in resampler.resample(frame):
                     chunks.append(out.to_ndarray().reshape(-1))
                     got += chunks[-1].size
-                if first is not None and got >= (start - first) * sample_rate + want:
+                if got >= (start - first) * sample_rate + want:
                     break
             else:
                 chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
-        except av.error.FFmpegError as exc:
+        except (av.error.FFmpegError, ValueError) as exc:
             if not chunks or strict:
                 raise _undecodable(path, exc) from None
             log.warning("%s: audio decoding stopped early (%s); the clip is padded with silence", path, exc)
@@ -196,6 +231,12 @@ def read_audio_at(path: str | Path, t: float, seconds: float, sample_rate: int, 
     if not np.isfinite(clip).all():
         raise MediaError(path, f"audio around t={t:g} s holds NaN or Inf samples")
     if clip.size < want:
+        missing = (want - clip.size) / sample_rate
+        if duration and start + seconds < duration - 0.05:  # the header promised sound there
+            found = f"its sound ends {missing:.2f} s into the window the header promises (it is cut short)"
+            if strict:
+                raise MediaError(path, found + "; refused in strict mode")
+            log.warning("%s: %s; the clip around t=%g s is padded with silence", path, found, t)
         clip = np.pad(clip, (0, want - clip.size))
     return torch.from_numpy(np.ascontiguousarray(clip, dtype=np.float32))
 

@@ -11,6 +11,7 @@ Mode rules (documented in docs/data.md):
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,20 @@ def load_image(path: str | Path, background: tuple[int, int, int] = (0, 0, 0)) -
         raise undecodable(path, exc) from None
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise MediaError(path, f"image has zero size {arr.shape[1]}x{arr.shape[0]}")
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+
+
+def image_from_bytes(data: bytes, background: tuple[int, int, int] = (0, 0, 0)) -> torch.Tensor | None:
+    """:func:`load_image` of an encoded image held in memory (a tar member), or None when it is not
+    plainly good (undecodable, too large, empty): load it from a file then, whose error names it."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.width * img.height > MAX_PIXELS or 0 in img.size:
+                return None
+            img.load()
+            arr = _to_rgb_array(img, background)
+    except (Image.DecompressionBombError, UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return None
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
 
 
