@@ -191,3 +191,20 @@ def test_distillation_trains_a_student_from_a_frozen_teacher(small_digits, tmp_p
     with pytest.raises(ConfigError, match=r"towers.image must have the config of towers.image in .* to take its weights"):
         train(_cfg(small_digits, tmp_path / "mismatch", model=other))
 
+
+
+def test_a_run_recorded_before_a_setting_existed_is_reused_as_with_its_default(trained_run, tmp_path):
+    """config.json from an older avkit lacks newer settings (data.shards): they take their defaults, not a diff."""
+    import shutil
+
+    from avkit.train import train_or_reuse
+
+    old = tmp_path / "old-run"
+    shutil.copytree(trained_run, old)
+    recorded = json.loads((old / "config.json").read_text())
+    del recorded["data"]["shards"], recorded["data"]["shuffle_buffer"]
+    recorded["out"] = str(old)
+    (old / "config.json").write_text(json.dumps(recorded))
+    cfg = from_dict(RunConfig, {**recorded})
+    result, reused = train_or_reuse(cfg)
+    assert reused and result.fingerprint == json.loads((trained_run / "summary.json").read_text())["fingerprint"]

@@ -37,7 +37,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from avkit.config import to_dict
+from avkit.config import from_dict, to_dict
 from avkit.data.batch import Batch
 from avkit.data.dataset import ManifestDataset, check_targets, make_loader, sequential_batches
 from avkit.data.manifest import read_manifest
@@ -117,6 +117,15 @@ def _metric_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _with_defaults(saved: dict[str, Any]) -> dict[str, Any]:
+    """A recorded run config with the settings it predates filled with their defaults (a run recorded
+    before ``data.shards`` existed resumes as one without shards); as recorded if it no longer parses."""
+    try:
+        return to_dict(from_dict(RunConfig, saved))
+    except (AvkitError, TypeError, ValueError):
+        return saved
+
+
 def _config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
     """``key: old -> new`` for each setting that differs; ``out`` is where the run is, not what it is."""
     out = []
@@ -164,7 +173,7 @@ class _Run:
 
         self.cfg = cfg = with_labels(cfg)
         manifest = read_manifest(cfg.data.manifest, modalities=cfg.model.modalities())
-        diff = _config_diff(saved, to_dict(cfg)) if resume else []
+        diff = _config_diff(_with_defaults(saved), to_dict(cfg)) if resume else []
         if diff:
             raise ConfigError(f"--resume with a different config than {self.dir / 'config.json'}: " + "; ".join(diff))
         if resume and saved.get("out") != cfg.out and self.info.is_main:
@@ -455,7 +464,7 @@ def train_or_reuse(cfg: RunConfig, show_progress: bool = False) -> tuple[RunResu
     """
     out = Path(cfg.out)
     summary, saved = out / "summary.json", out / "config.json"
-    if summary.is_file() and saved.is_file() and not _config_diff(_read_json(saved), to_dict(with_labels(cfg))):
+    if summary.is_file() and saved.is_file() and not _config_diff(_with_defaults(_read_json(saved)), to_dict(with_labels(cfg))):
         try:
             s = json.loads(summary.read_text(encoding="utf-8"))
             result = RunResult(out, s["steps"], 0.0, s["best_score"], s["best_metrics"], s["fingerprint"])
