@@ -135,7 +135,7 @@ def test_a_damaged_member_skips_only_its_item(shards, tmp_path, caplog):
     assert any("SHA-256 differs" in r.message for r in caplog.records)
 
 
-def test_training_from_shards_resumes_exactly_after_a_kill(small_digits, shards, tmp_path):
+def test_training_from_shards_resumes_exactly_after_a_stop(small_digits, shards, tmp_path):
     over = {"optim.epochs": 2, "optim.batch_size": 8, "checkpoint_every": 2, "data.shards": str(shards.folder),
             "data.workers": 2, "data.shuffle_buffer": 10, "augment.image": {"rotate_degrees": 5}}  # fmt: skip
     straight = train(from_dict(RunConfig, tiny_config(small_digits / "manifest.jsonl", tmp_path / "straight", **over)))
