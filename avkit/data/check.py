@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from avkit.data.manifest import AV_MODALITIES, Record, iter_lines, parse_record
+from avkit.data.manifest import AV_MODALITIES, Record, iter_lines, parse_record, read_item
 from avkit.errors import AvkitError, ManifestError, MediaError, TargetError
 from avkit.modalities import get_modality
 from avkit.progress import progress
@@ -116,7 +116,7 @@ def check_manifest(
             has_boxes = name == boxed and bool(rec.boxes)
             if decode or has_boxes:
                 try:
-                    raw = pipelines[name].load(file) if rec.video is None else pipelines[name].load_video(file, rec.t or 0.0)
+                    raw = read_item(rec, file, pipelines[name])
                     if has_boxes:
                         pipelines[name].check_boxes(raw, torch.tensor(rec.boxes, dtype=torch.float32))
                 except TargetError as exc:

@@ -8,9 +8,9 @@
   or any registered modality name) are required; paths are relative to the
   manifest's folder (absolute paths are allowed).
 - A line may instead name a ``video`` and a time ``t`` (seconds, >= 0), and no
-  modality's file: every modality then reads the video at ``t`` (on a line that
-  names files, ``video`` and ``t`` are metadata like any other key) (the image is the frame shown at ``t``,
-  the audio is the track around ``t``; see :mod:`avkit.video.io`).
+  modality's file: every modality then reads the video at ``t`` (the image is the
+  frame shown at ``t``, the audio is the track around ``t``; see :mod:`avkit.video.io`).
+  On a line that names files, ``video`` and ``t`` are metadata like any other key.
 - ``label`` and ``split`` may be absent or null.
 - ``boxes``: optional ``[[x0, y0, x1, y1], ...]`` pixel boxes of the sounding
   object in the image (``x0 < x1``, ``y0 < y1``, at least one box; inside the
@@ -234,10 +234,8 @@ class Manifest:
         return self.root / record.paths[modality]
 
     def load(self, record: Record, pipeline: Pipeline) -> Any:
-        """``record``'s raw item for ``pipeline`` (its ``modality`` field): the decoded file, or what
-        the video holds at ``record.t``. Raises MediaError naming the file."""
-        path = self.resolve(record, pipeline.modality)
-        return pipeline.load(path) if record.video is None else pipeline.load_video(path, record.t or 0.0)
+        """``record``'s raw item for ``pipeline`` (its ``modality`` field): see :func:`read_item`."""
+        return read_item(record, self.resolve(record, pipeline.modality), pipeline)
 
     def shard(self, index: int, count: int, split: str | None = None) -> Manifest:
         """The ``index``-th of ``count`` interleaved parts of ``split``'s records (every ``count``-th, from ``index``),
@@ -254,6 +252,12 @@ class Manifest:
         """Sorted distinct labels (numeric labels sort numerically)."""
         found = {r.label for r in self.records if r.label is not None}
         return sorted(found, key=lambda s: (0, int(s), s) if s.lstrip("-").isdigit() else (1, 0, s))
+
+
+def read_item(record: Record, path: Path, pipeline: Pipeline) -> Any:
+    """``pipeline``'s raw item of ``record``, whose file for that modality is ``path``: the decoded file,
+    or what the video holds at ``record.t``. Raises MediaError naming the file."""
+    return pipeline.load(path) if record.video is None else pipeline.load_video(path, record.t or 0.0)
 
 
 def read_manifest(path: str | Path, modalities: Sequence[str] = AV_MODALITIES) -> Manifest:

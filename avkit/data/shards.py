@@ -199,10 +199,13 @@ def write_shards(
             log.warning("removing %s, left by an interrupted write (no %s)", stale, INDEX)
             stale.unlink()
         marker.touch()
-        video = any(r.video is not None for r in records)
-        meta = {"split": split, "shuffle_seed": shuffle_seed}
-        if video and content == "media":  # a video line's clip was cut at these settings' length and rate
-            meta["settings"] = {m: _settings(p) for m, p in pipelines.items() if p.video_uses_settings}
+        if content == "arrays":  # the arrays are what these settings load
+            settings = {m: _settings(p) for m, p in pipelines.items()}
+        elif any(r.video is not None for r in records):  # a video line's clip was cut at these settings' length and rate
+            settings = {m: _settings(p) for m, p in pipelines.items() if p.video_uses_settings}
+        else:
+            settings = {}
+        meta = {"split": split, "shuffle_seed": shuffle_seed, "settings": settings}
         summary = _write_all(manifest, records, out, pipelines, meta, shard_size, content, strict, show_progress, started)
         marker.unlink()
         return summary
@@ -238,10 +241,9 @@ def _write_all(manifest: Manifest, records: list[Record], out: Path, pipelines: 
         size += shards[-1].pop("bytes")
     if not shards:
         raise DatasetBuildError(f"no item of {manifest.path} could be read ({len(skipped)} skipped)")
-    settings = {m: _settings(p) for m, p in pipes.items()} if content == "arrays" else meta.pop("settings", {})
     atomic_write_json(out / INDEX, {
         "format": FORMAT, "content": content, "modalities": modalities, **meta, "labels": manifest.labels(),
-        "settings": settings, "source": str(manifest.path), "items": number, "shards": shards, "skipped": skipped,
+        "source": str(manifest.path), "items": number, "shards": shards, "skipped": skipped,
     })  # fmt: skip
     seconds = time.perf_counter() - started
     log.info("wrote %d items in %d shards (%.1f MB) to %s in %.1f s", number, len(shards), size / 1e6, out, seconds)
@@ -292,8 +294,7 @@ def _write_tar(path: Path, items: Sequence[tuple[int, Record, dict[str, bytes]]]
             meta = {k: v for k, v in rec.to_json().items() if k not in rec.paths and k not in ("video", "t")}
             writer.write({"__key__": f"{number:09d}", "json": json.dumps(meta).encode(), **members})
         writer.close()
-    return {"name": path.name, "items": len(items), "sha256": file_sha256(path), "bytes": path.stat().st_size,
-            "first": items[0][0]}  # fmt: skip
+    return {"name": path.name, "items": len(items), "sha256": file_sha256(path), "bytes": path.stat().st_size}
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -366,7 +367,7 @@ class ShardStream(ItemReader, IterableDataset):
                                       "(avkit data shard --config)")  # fmt: skip
         self.caches, self.strict, self.train, self.shuffle_buffer = {}, strict, train, shuffle_buffer
         self._set_targets(label_names if label_names is not None else shards.labels, fields)
-        self.epoch, self.start_batch, self.workers = 0, 0, 1
+        self.epoch, self.start_batch = 0, 0
         self.skipped: list[tuple[str, str]] = []
 
     def __len__(self) -> int:
@@ -377,7 +378,7 @@ class ShardStream(ItemReader, IterableDataset):
 
     def loader(self, epoch: int, start_batch: int = 0, workers: int = 0) -> DataLoader:
         """The batches of ``epoch`` from ``start_batch`` on, decoded by ``workers`` processes, in a fixed order."""
-        self.epoch, self.start_batch, self.workers = epoch, start_batch, max(workers, 1)
+        self.epoch, self.start_batch = epoch, start_batch
         return DataLoader(self, batch_size=None, num_workers=workers, generator=torch.Generator().manual_seed(0),
                           persistent_workers=False, worker_init_fn=background_worker)  # fmt: skip
 

@@ -102,6 +102,7 @@ class ImagePipeline(Pipeline):
 
     output = "image"
     takes_boxes = True
+    video_uses_settings = False  # a video's frame is decoded at its own size; resizing comes later
 
     def __init__(self, settings: ImageSettings, augment: ImageAugment | None = None) -> None:
         self.settings, self.augment = settings, augment
@@ -111,8 +112,6 @@ class ImagePipeline(Pipeline):
 
     def load_bytes(self, data: bytes) -> Tensor | None:
         return image_from_bytes(data)
-
-    video_uses_settings = False  # the frame is decoded at its own size; resizing comes later
 
     def load_video(self, path: Path, t: float) -> Tensor:
         """The frame shown at ``t``, ``(3, H, W)`` in [0, 1] as :meth:`load` gives an image file."""

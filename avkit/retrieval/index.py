@@ -224,9 +224,13 @@ class RetrievalIndex:
         start = self.db.execute("SELECT COALESCE(MAX(id), -1) + 1 FROM items").fetchone()[0]
         ids = np.arange(start, start + len(keys), dtype=np.int64)
         self.index.add_with_ids(vecs, ids)
+        self._record_items(ids, keys, metadata)
+        self.db.commit()
+
+    def _record_items(self, ids: np.ndarray, keys: Sequence[str], metadata: Sequence[dict[str, Any]]) -> None:
+        """Store the string ids and metadata of vectors added under faiss ids ``ids`` (not committed)."""
         self.db.executemany("INSERT INTO items (id, key, metadata) VALUES (?, ?, ?)",
                             [(int(i), k, json.dumps(m)) for i, k, m in zip(ids, keys, metadata)])  # fmt: skip
-        self.db.commit()
 
     def train(self, vectors: Any) -> None:
         """Train an index that needs it (IVF, PQ) on ``vectors (N, dim)``, e.g. a sample of several files,

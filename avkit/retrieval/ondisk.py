@@ -22,7 +22,6 @@ building again. faiss's ``merge_ondisk`` leaves the block files mapped, so their
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -35,8 +34,9 @@ from faiss.contrib.ondisk import merge_ondisk
 
 from avkit.errors import ArtifactError
 from avkit.progress import progress
-from avkit.retrieval.embeddings import Embeddings, load_embeddings
+from avkit.retrieval.embeddings import load_embeddings
 from avkit.retrieval.index import RetrievalError, RetrievalIndex
+from avkit.retrieval.search import check_joins
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +81,10 @@ def build_ondisk_index(
     blocks.mkdir(exist_ok=True)
     try:
         names, start, seen = [], 0, set()
-        source = (first.modality, first.fingerprint, first.dim)
-        del first  # one embeddings file in memory at a time
+        del first  # one embeddings file in memory at a time; the index holds its modality, model and dim
         for path in progress(files, "filling blocks", enabled=show_progress, unit="file"):
             emb = load_embeddings(path)
-            _same_source(source, emb, Path(path))
+            check_joins(index, emb)
             repeated = seen.intersection(emb.ids)
             if repeated:
                 raise ArtifactError(Path(path), f"id {sorted(repeated)[0]!r} is also in an earlier file; ids must be unique")
@@ -95,8 +94,7 @@ def build_ondisk_index(
             block.add_with_ids(index._prepare(np.ascontiguousarray(emb.vectors.numpy(), dtype=np.float32)), ids)
             names.append(str(blocks / f"block-{len(names)}.index"))
             faiss.write_index(block, names[-1])
-            index.db.executemany("INSERT INTO items (id, key, metadata) VALUES (?, ?, ?)",
-                                 [(int(n), k, json.dumps(m)) for n, k, m in zip(ids, emb.ids, emb.metadata())])  # fmt: skip
+            index._record_items(ids, emb.ids, emb.metadata())
             start += len(emb.ids)
             del block, emb
         index.db.commit()
@@ -121,10 +119,3 @@ def _training_sample(files: Sequence[str | Path], size: int, seed: int) -> np.nd
         take = min(len(vectors), -(-size // len(files)))
         parts.append(vectors[np.sort(rng.choice(len(vectors), size=take, replace=False))])
     return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
-
-
-def _same_source(first: tuple[str, str, int], emb: Embeddings, path: Path) -> None:
-    if (emb.modality, emb.fingerprint, emb.dim) != first:
-        modality, fingerprint, dim = first
-        raise ArtifactError(path, f"holds {emb.modality} embeddings of dim {emb.dim} from model {emb.fingerprint}, "
-                            f"unlike the first file ({modality}, dim {dim}, model {fingerprint})")  # fmt: skip

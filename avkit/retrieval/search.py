@@ -18,14 +18,14 @@ from avkit.retrieval.embeddings import Embedder, Embeddings, embed_files
 from avkit.retrieval.index import Hit, RetrievalIndex
 
 
-def _check_same_source(embeddings: Sequence[Embeddings]) -> None:
-    first = embeddings[0]
-    for emb in embeddings[1:]:
-        for what, a, b in (("modality", first.modality, emb.modality), ("model", first.fingerprint, emb.fingerprint),
-                           ("dimension", first.dim, emb.dim)):  # fmt: skip
-            if a != b:
-                raise ArtifactError(Path(emb.file or "embeddings"), f"embeddings of {what} {b!r} cannot join "
-                                    f"embeddings of {what} {a!r} in one index")  # fmt: skip
+def check_joins(first: Embeddings | RetrievalIndex, emb: Embeddings) -> None:
+    """Refuse ``emb`` (ArtifactError naming its file) unless its modality, model and dimension are ``first``'s
+    (the first embeddings of an index being built, or the index itself)."""
+    for what, a, b in (("modality", first.modality, emb.modality), ("model", first.fingerprint, emb.fingerprint),
+                       ("dimension", first.dim, emb.dim)):  # fmt: skip
+        if a != b:
+            raise ArtifactError(Path(emb.file or "embeddings"), f"embeddings of {what} {b!r} cannot join "
+                                f"embeddings of {what} {a!r} in one index")  # fmt: skip
 
 
 def build_index(
@@ -34,8 +34,9 @@ def build_index(
     """A new index holding every row of ``embeddings`` (one modality, one model); ids must be unique."""
     if not embeddings:
         raise ValueError("build_index needs at least one embeddings set")
-    _check_same_source(embeddings)
     first = embeddings[0]
+    for emb in embeddings[1:]:
+        check_joins(first, emb)
     index = RetrievalIndex(first.dim, factory, fingerprint=first.fingerprint, modality=first.modality,
                            search_params=search_params)  # fmt: skip
     if len(embeddings) > 1 and not index.index.is_trained:  # on all the files, not on the first one's share

@@ -200,6 +200,7 @@ class _Run:
         self.val_ds = (ManifestDataset(manifest, self.model.pipelines(), split=cfg.data.val_split, **load)
                        if manifest.split(cfg.data.val_split) else None)  # fmt: skip
         self.eval_split = cfg.data.val_split if self.val_ds is not None else cfg.data.train_split
+        self.shards_digest = self.train_ds.set.digest if isinstance(self.train_ds, ShardStream) else None
         if self.val_ds is None and cfg.data.shards:
             raise ConfigError(f"data.shards: training from shards validates on the manifest's {cfg.data.val_split!r} "
                               f"split, but {cfg.data.manifest} has none (set data.val_split)")  # fmt: skip
@@ -278,7 +279,7 @@ class _Run:
             "train_seconds": self.train_seconds, "best_score": self.best_score, "best_metrics": self.best_metrics,
             "select": self.select, "selected_on": self.eval_split, "scheduler": self.scheduler.state_dict(),
             "world_size": self.info.world_size, "best_fingerprint": self.fingerprint, "run": run,
-            "shards": self.train_ds.set.digest if isinstance(self.train_ds, ShardStream) else None,
+            "shards": self.shards_digest,
         }  # fmt: skip
 
     def _save(self, name: str, with_optimizer: bool) -> str:
@@ -308,8 +309,7 @@ class _Run:
                                 "written without the optimizer, such as best, cannot continue a run)")  # fmt: skip
         if s.get("world_size", 1) != self.info.world_size:
             raise ConfigError(f"{path} was written by {s.get('world_size')} process(es); resume with the same number")
-        shards = self.train_ds.set.digest if isinstance(self.train_ds, ShardStream) else None
-        if s.get("shards") != shards:
+        if s.get("shards") != self.shards_digest:
             raise ConfigError(f"{path} was trained from other shards than {self.cfg.data.shards or 'none'} (their "
                               "shards.json differs); an exact resume needs the same ones")  # fmt: skip
         self.model.load_state_dict(ckpt.model_state())
@@ -416,8 +416,6 @@ class _Run:
         return result
 
     def train_step(self, batch: Batch) -> tuple[float, dict[str, float]]:
-        if len(batch) == 0:
-            raise AvkitError(f"every item of a batch at step {self.step} failed to load; see the warnings above")
         batch = batch.to(self.device, non_blocking=True)
         if self.cfg.channels_last:
             batch.inputs = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for k, v in batch.inputs.items()}
