@@ -42,6 +42,7 @@ MADE_BY = {
     "checkpoint": "avkit train",
     "embeddings": "avkit embed",
     "features": "avkit features",
+    "units": "avkit units fit",
 }
 
 #: Header entries by which avkit 0.1 files (before artifacts had a kind) are recognised.

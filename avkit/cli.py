@@ -16,6 +16,7 @@ from avkit import __version__
 from avkit.cli_data import add_commands as add_data_commands
 from avkit.cli_localization import add_commands as add_localization_commands
 from avkit.cli_matching import add_commands, positive_int
+from avkit.cli_translation import add_commands as add_translation_commands
 from avkit.errors import AvkitError, ConfigError
 from avkit.fileio import refuse_overwriting
 from avkit.plugins import load_plugins
@@ -241,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_plot_audio)
     add_commands(sub)
     add_localization_commands(sub)
+    add_translation_commands(sub)
     return parser
 
 

@@ -232,6 +232,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from avkit.losses import PAIR_LOSSES
     from avkit.modalities import get_modality, list_modalities
     from avkit.models import list_encoders, list_heads
+    from avkit.models.decoders import IMAGE_DECODERS
     from avkit.models.projections import PROJECTIONS
 
     print("modalities:")
@@ -243,6 +244,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     print(f"heads:       {list_heads()}")
     print(f"projections: {PROJECTIONS.names()}")
     print(f"pair losses: {PAIR_LOSSES.names()}")
+    print(f"image decoders: {IMAGE_DECODERS.names()}")
     return 0
 
 

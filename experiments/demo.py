@@ -32,7 +32,7 @@ from avkit.audio.io import load_audio  # noqa: E402
 from avkit.audio.plot import plot_three_views, save_figure  # noqa: E402
 from avkit.config import load_config, to_dict  # noqa: E402
 from avkit.data.check import CheckReport, check_manifest  # noqa: E402
-from avkit.data.dataset import ManifestDataset, make_loader, sequential_batches  # noqa: E402
+from avkit.data.dataset import ManifestDataset, ordered_loader  # noqa: E402
 from avkit.data.digits import DigitsConfig, build_digits  # noqa: E402
 from avkit.data.features import FeatureCache, compute_features  # noqa: E402
 from avkit.data.manifest import Manifest, read_manifest  # noqa: E402
@@ -169,7 +169,7 @@ def matching_section(cfg: MatchingConfig, seed: int, manifest: Path, features: P
     mods = [model.towers[name].modality for name in model.embedding_towers()]
     test = ManifestDataset(manifest, model.pipelines(), split="test")
     head = next(iter(model.heads))
-    metrics = {k[len(head) + 1 :]: v for k, v in model.evaluate(make_loader(test, sequential_batches(len(test), 256))).items()}
+    metrics = {k[len(head) + 1 :]: v for k, v in model.evaluate(ordered_loader(test, 256)).items()}
     indexes = {}
     for m in mods:
         emb, _ = embed_manifest(model, manifest, m, split="test")

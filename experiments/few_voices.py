@@ -32,7 +32,7 @@ from pathlib import Path
 
 import old_avkit
 
-from avkit.data.dataset import ManifestDataset, make_loader, sequential_batches
+from avkit.data.dataset import ManifestDataset, ordered_loader
 from avkit.data.digits import DigitsConfig, build_digits
 from avkit.data.manifest import read_manifest, write_manifest
 from avkit.errors import AvkitError
@@ -63,7 +63,7 @@ def few_voice_manifest(source: Path, out: Path, voices: int, seed: int) -> list[
 def test_metrics(run: Path, manifest: Path) -> dict[str, float]:
     model = load_model(run)
     ds = ManifestDataset(manifest, model.pipelines(), split="test", label_names=model.config.labels)
-    metrics = model.evaluate(make_loader(ds, sequential_batches(len(ds), 256)))
+    metrics = model.evaluate(ordered_loader(ds, 256))
     return {k.split("/", 1)[1]: v for k, v in metrics.items() if k.startswith("contrastive/")}
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from avkit.data.dataset import ManifestDataset, make_loader, map_batches, sequential_batches
+from avkit.data.dataset import ManifestDataset, map_batches, ordered_loader
 from avkit.data.digits import DigitsConfig, build_digits
 from avkit.errors import AvkitError
 from avkit.evaluation import retrieval_metrics
@@ -58,7 +58,7 @@ def both_ways(emb_a: torch.Tensor, emb_b: torch.Tensor, labels: torch.Tensor) ->
 def evaluate(model: AVModel, manifest: Path, split: str) -> dict[str, float]:
     """Every head's metrics on ``split``, keys without the head's name (one head per model here)."""
     ds = ManifestDataset(manifest, model.pipelines(), split=split, label_names=model.config.labels)
-    metrics = model.evaluate(make_loader(ds, sequential_batches(len(ds), 256)))
+    metrics = model.evaluate(ordered_loader(ds, 256))
     return {k.split("/", 1)[1]: v for k, v in metrics.items()}
 
 

@@ -26,6 +26,7 @@ ALLOWED = {
     "models": CORE | MEDIA | {"modalities", "data", "evaluation", "losses"},
     "retrieval": CORE | MEDIA | {"modalities", "data", "evaluation"},
     "localization": CORE | MEDIA | {"modalities", "data", "evaluation", "models"},
+    "translation": CORE | MEDIA | {"modalities", "data", "evaluation", "models"},
     "train": CORE | MEDIA | {"modalities", "data", "evaluation", "losses", "models"},
 }
 
@@ -34,7 +35,7 @@ def _layer(path: Path) -> str:
     rel = path.relative_to(PACKAGE)
     if len(rel.parts) > 1:
         return rel.parts[0]
-    return "cli" if rel.stem in ("cli", "cli_data", "cli_matching", "cli_localization", "__main__", "__init__") else "core"
+    return "cli" if rel.stem in ("cli", "cli_data", "cli_matching", "cli_localization", "cli_translation", "__main__", "__init__") else "core"
 
 
 def _imports(path: Path) -> set[str]:

@@ -30,7 +30,8 @@ def _cfg(small_digits: Path, out: Path, **kw: object) -> RunConfig:
 
 def test_registries_are_reachable_from_the_top_of_the_package():
     assert avkit.list_encoders() == ["image_hourglass", "image_resnet", "logmel_cnn", "soundnet"]
-    assert avkit.list_heads() == ["classify", "contrastive", "distill", "localization"]
+    assert avkit.list_heads() == ["caption", "classify", "contrastive", "distill", "image_decoder", "localization",
+                                  "regress_embedding", "unit_vocoder"]
     assert {"audio", "image"} <= set(avkit.list_modalities())
     assert avkit.create_encoder("soundnet", width_mult=0.125).feature_info.pooled_dim == 128
     assert avkit.register_head is avkit.models.register_head and callable(avkit.load_model)
@@ -102,7 +103,8 @@ def test_without_a_validation_split_the_rows_say_which_split_was_evaluated(small
 def test_a_checkpoint_naming_an_unregistered_encoder_or_head_is_refused_by_name(trained_run, tmp_path):
     ckpt = load_checkpoint(trained_run / "checkpoints" / "best.safetensors")
     for where, bad, registered in (("towers", "vit_huge", "'image_hourglass', 'image_resnet', 'logmel_cnn', 'soundnet'"),
-                                   ("heads", "segment", "'classify', 'contrastive', 'distill', 'localization'")):  # fmt: skip
+                                   ("heads", "segment", "'caption', 'classify', 'contrastive', 'distill', 'image_decoder', "
+                                                         "'localization', 'regress_embedding', 'unit_vocoder'")):  # fmt: skip
         config = json.loads(json.dumps(ckpt.model_config))
         if where == "towers":
             config["towers"]["image"]["encoder"]["name"] = bad

@@ -90,7 +90,7 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(small_digits
 def test_config_mistakes_are_refused_with_the_key_named(small_digits, tmp_path, trained_run):
     with pytest.raises(ConfigError, match="data.manifest: set the manifest"):
         train(from_dict(RunConfig, {"out": str(tmp_path)}))
-    with pytest.raises(ConfigError, match=r"head 'clip': unknown head 'clip'; known: \['classify', 'contrastive'"):
+    with pytest.raises(ConfigError, match=r"head 'clip': unknown head 'clip'; known: \['caption', 'classify', 'contrastive'"):
         train(_cfg(small_digits, tmp_path / "x", **{"model.heads": {"clip": {}}}))
     with pytest.raises(ConfigError, match="needs two different towers"):
         train(_cfg(small_digits, tmp_path / "y", **{"model.heads.contrastive.towers": ["audio", "audio"]}))

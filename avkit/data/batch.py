@@ -29,6 +29,8 @@ class Batch:
         boxes: tower name -> one ``(N_i, 4)`` float tensor per item (``x0, y0, x1, y1`` in
             pixels of that tower's input), or None for an item without boxes.
         fields: numeric manifest fields -> ``(B,)`` float32, NaN where an item lacks it.
+        sequences: token-sequence manifest fields (lists of integers, e.g. speech units) ->
+            ``(B, L_max)`` int64, padded with -1.
         index: ``(B,)`` positions in the dataset; ids: the items' manifest ids.
         skipped: ``(id, error)`` of items of this batch that could not be loaded (left out).
     """
@@ -41,6 +43,7 @@ class Batch:
     precomputed: frozenset[str] = frozenset()
     boxes: dict[str, list[Tensor | None]] = field(default_factory=dict)
     fields: dict[str, Tensor] = field(default_factory=dict)
+    sequences: dict[str, Tensor] = field(default_factory=dict)
     skipped: list[tuple[str, AvkitError]] = field(default_factory=list)
 
     @classmethod
@@ -65,4 +68,5 @@ class Batch:
             labels=move(self.labels), index=move(self.index),
             boxes={k: [move(b) for b in v] for k, v in self.boxes.items()},
             fields={k: move(v) for k, v in self.fields.items()},
+            sequences={k: move(v) for k, v in self.sequences.items()},
         )  # fmt: skip

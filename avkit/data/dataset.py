@@ -116,7 +116,7 @@ class ItemReader:
             if pipe.takes_boxes:
                 boxes[tower] = out_boxes
         label = self._label_index.get(rec.label, -1) if rec.label is not None else -1
-        fields = {f: _number(rec.extra.get(f)) for f in self.fields}
+        fields = {f: _target_value(rec.extra.get(f)) for f in self.fields}
         return {"index": index, "id": rec.id, "inputs": inputs, "boxes": boxes, "label": label, "fields": fields}
 
     def collate(self, items: Sequence[dict[str, Any] | Skipped]) -> Batch:
@@ -136,7 +136,10 @@ class ItemReader:
             index=torch.tensor([it["index"] for it in good], dtype=torch.long),
             ids=[it["id"] for it in good],
             boxes={t: [it["boxes"][t] for it in good] for t in good[0]["boxes"]},
-            fields={f: torch.tensor([it["fields"][f] for it in good], dtype=torch.float32) for f in self.fields},
+            fields={f: torch.tensor([it["fields"][f] for it in good], dtype=torch.float32) for f in self.fields
+                    if not _is_sequence(it["fields"][f] for it in good)},
+            sequences={f: pad_sequences([it["fields"][f] for it in good]) for f in self.fields
+                       if _is_sequence(it["fields"][f] for it in good)},
             skipped=skipped,
         )  # fmt: skip
         release_freed_memory()  # a worker's batch is done: its decoding buffers are free
@@ -284,7 +287,8 @@ def check_targets(
     """Raise ConfigError, naming ``who``, the field and ``where``, unless every record has each target.
 
     Reads only the manifest records: nothing is decoded. ``label`` must be one of ``label_names``;
-    ``boxes`` needs a pipeline that takes boxes; any other target is a numeric manifest field.
+    ``boxes`` needs a pipeline that takes boxes; any other target is a manifest field holding a
+    number, or a list of integers >= 0 (a token sequence, such as speech units).
     """
     for target in targets:
         if target == "label":
@@ -296,7 +300,13 @@ def check_targets(
                                   f"(towers: {sorted(pipelines)})")  # fmt: skip
             missing = sum(not r.boxes for r in records)
         else:
-            missing = sum(math.isnan(_number(r.extra.get(target))) for r in records)
+            malformed = next((r for r in records if isinstance(r.extra.get(target), list)
+                              and _missing(_target_value(r.extra[target]))), None)  # fmt: skip
+            if malformed is not None:
+                raise ConfigError(f"{who} reads the manifest field {target!r} as a token sequence, but in {where} the "
+                                  f"line of {malformed.id!r} holds {str(malformed.extra[target])[:60]}, not a list of "
+                                  "integers >= 0")  # fmt: skip
+            missing = sum(_missing(_target_value(r.extra.get(target))) for r in records)
         if missing:
             raise ConfigError(f"{who} needs the manifest field {target!r} on every item, but {missing} of "
                               f"{len(records)} items of {where} lack it")  # fmt: skip
@@ -307,6 +317,30 @@ def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return math.nan
     return float(value)
+
+
+def _target_value(value: Any) -> float | Tensor:
+    """A manifest field as a target: a list of integers >= 0 is a token sequence ``(L,)``; else a number (NaN if none)."""
+    if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+        return torch.tensor(value, dtype=torch.long)
+    return _number(value)
+
+
+def _missing(value: float | Tensor) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _is_sequence(values: Iterable[float | Tensor]) -> bool:
+    return any(isinstance(v, Tensor) for v in values)
+
+
+def pad_sequences(sequences: Sequence[Tensor | float], pad: int = -1) -> Tensor:
+    """Token sequences -> ``(B, L_max)`` int64, padded with ``pad`` (an item without one: all ``pad``)."""
+    seqs = [s if isinstance(s, Tensor) else torch.zeros(0, dtype=torch.long) for s in sequences]
+    out = torch.full((len(seqs), max(len(s) for s in seqs)), pad, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        out[i, : len(s)] = s
+    return out
 
 
 #: How much lower a DataLoader worker's CPU priority is than the training process's (``nice``).
@@ -364,6 +398,11 @@ def make_loader(dataset: ManifestDataset, batches: Iterable[Sequence[Any]], work
 def sequential_batches(n: int, batch_size: int) -> list[list[int]]:
     """``[0, n)`` in order, ``batch_size`` at a time (for evaluation)."""
     return [list(range(i, min(n, i + batch_size))) for i in range(0, n, batch_size)]
+
+
+def ordered_loader(dataset: ManifestDataset, batch_size: int = 256, workers: int = 0) -> DataLoader:
+    """The dataset's items in order, ``batch_size`` at a time, as :class:`Batch` es (for evaluation)."""
+    return make_loader(dataset, sequential_batches(len(dataset), batch_size), workers)
 
 
 def map_batches(

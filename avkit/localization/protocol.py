@@ -52,6 +52,7 @@ from avkit.models import AVModel
 from avkit.models.heads.localization import LocalizationHead
 from avkit.progress import progress
 from avkit.vision.io import image_size
+from avkit.vision.transforms import denormalize
 
 log = logging.getLogger(__name__)
 
@@ -397,6 +398,6 @@ def heat_for_files(model: AVModel, image: str | Path, audio: str | Path, boxes: 
     heat = normalize_map(upsample(raw, size))
     flat = int(heat.flatten().argmax())
     settings = image_pipe.settings
-    shown = (x_img * torch.tensor(settings.std)[:, None, None] + torch.tensor(settings.mean)[:, None, None]).clamp(0, 1)
+    shown = denormalize(x_img, settings.mean, settings.std)
     return FileHeat(shown, raw, heat, float(confidence(raw[None])[0]), (flat % size[1], flat // size[1]),
                     moved if moved is not None else torch.zeros(0, 4))  # fmt: skip

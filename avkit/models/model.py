@@ -43,11 +43,12 @@ class AVModel(nn.Module):
         self.config = config
         self.towers = nn.ModuleDict({name: _tower(name, cfg) for name, cfg in config.towers.items()})
         context = HeadContext(
-            {name: TowerInfo(t.modality, t.feature_info) for name, t in self.towers.items()},
+            {name: TowerInfo(t.modality, t.feature_info, t.settings(), t.encoder) for name, t in self.towers.items()},
             config.embed_dim, tuple(config.labels),
         )  # fmt: skip
         self.heads = nn.ModuleDict({name: create_head(name, spec, context) for name, spec in config.heads.items()})
-        read = {t for head in self.heads.values() for t in head.towers}
+        read = {t for head in self.heads.values() for t in (*head.towers, *head.input_towers)}
+        self.encoded = [t for t in self.towers if any(t in head.towers for head in self.heads.values())]
         for name in self.towers:
             if name not in read:
                 raise ConfigError(f"model: tower {name!r} is read by no head; heads: {list(self.heads)}")
@@ -60,6 +61,14 @@ class AVModel(nn.Module):
                     raise ConfigError(f"head {hname!r} reads tower {t!r} as a frozen teacher, but no init freezes it; "
                                       f"add [model.init.NAME] with checkpoint = the teacher's run and "
                                       f"parts = {{\"towers.{t}\" = \"towers.{t}\"}}")  # fmt: skip
+            for part in head.frozen_parts:
+                if not self.is_frozen(f"heads.{hname}.{part}"):
+                    raise ConfigError(f"head {hname!r} needs its {part!r} copied, frozen, from a trained run; add it to "
+                                      f"an init's parts: \"heads.{hname}.{part}\" = the source module "
+                                      f"(e.g. \"heads.classify.classifier\")")  # fmt: skip
+        for name in self.towers:  # a tower only read as input has weights no loss reaches: no gradient for them
+            if name not in self.encoded:
+                self.towers[name].requires_grad_(False)
         self.fingerprint = ""
 
     def _module(self, name: str) -> nn.Module:
@@ -97,24 +106,32 @@ class AVModel(nn.Module):
         return {name: t.training_pipeline((augment or {}).get(name)) for name, t in self.towers.items()}
 
     def targets(self) -> dict[str, tuple[str, ...]]:
-        """What each head needs on every training item (``label``, ``boxes``, manifest fields)."""
-        return {name: head.targets for name, head in self.heads.items()}
+        """What each trained head needs on every training item (``label``, ``boxes``, manifest fields)."""
+        return {name: self.heads[name].targets for name in self.trained_heads()}
 
     # -- training ------------------------------------------------------------------------------
     def encode(self, batch: Batch, augment: Mapping[str, nn.Module] | None = None) -> dict[str, EncoderOutput]:
-        """Every tower's output for ``batch``; ``augment``: training-only modules per tower (SpecAugment)."""
+        """The output of every tower a head encodes; ``augment``: training-only modules per tower (SpecAugment).
+
+        A tower only read as input (a head's ``input_towers``) is not run through its encoder."""
         outputs = {}
-        for name, tower in self.towers.items():
+        for name in self.encoded:
+            tower = self.towers[name]
             frozen = self.is_frozen(f"towers.{name}")
             with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
                 outputs[name] = tower(batch.inputs[name], batch.lengths.get(name), name in batch.precomputed,
                                       (augment or {}).get(name))  # fmt: skip
         return outputs
 
+    def trained_heads(self) -> list[str]:
+        """Heads that train here: all but those an ``init`` froze whole (copied from another run for inference)."""
+        return [name for name in self.heads if not self.is_frozen(f"heads.{name}")]
+
     def forward(self, batch: Batch, augment: Mapping[str, nn.Module] | None = None) -> dict[str, Tensor]:
-        """Named loss terms ``{"head/term": scalar}`` of one batch."""
+        """Named loss terms ``{"head/term": scalar}`` of one batch, from every trained head."""
         outputs = self.encode(batch, augment)
-        return {f"{name}/{term}": value for name, head in self.heads.items() for term, value in head(outputs, batch).items()}
+        return {f"{name}/{term}": value for name in self.trained_heads()
+                for term, value in self.heads[name](outputs, batch).items()}  # fmt: skip
 
     def logs(self) -> dict[str, float]:
         """Scalars the heads want logged (``head/name``)."""
@@ -122,10 +139,11 @@ class AVModel(nn.Module):
 
     @torch.no_grad()
     def evaluate(self, batches: Iterable[Batch]) -> dict[str, float]:
-        """Every head's metrics over ``batches`` (``head/metric``), in evaluation mode."""
+        """Every trained head's metrics over ``batches`` (``head/metric``), in evaluation mode. A head copied
+        whole and frozen is scored in the run it was trained in."""
         was_training = self.training
         self.eval()
-        evaluators = {name: head.evaluator() for name, head in self.heads.items()}
+        evaluators = {name: self.heads[name].evaluator() for name in self.trained_heads()}
         device = self.device
         for batch in batches:
             if len(batch) == 0:

@@ -71,7 +71,7 @@ class RunConfig:
         augment: tower -> that modality's augmentation settings, used in training only
             (``AudioAugment``, ``ImageAugment`` in ``avkit.modalities``).
         loss_weights: head -> loss term -> weight (default 1.0); the loss is the weighted sum.
-        select: the validation metric that picks ``best`` (default: the first head's ``score``).
+        select: the validation metric that picks ``best`` (default: the first trained head's ``score``).
         checkpoint_every: save ``last`` every this many steps (and at each epoch end).
         eval_every: validate every this many epochs (and after the last).
         keep_epoch_checkpoints: also keep the model of every epoch (``checkpoints/epoch-N``).

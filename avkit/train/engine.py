@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 
 from avkit.config import from_dict, to_dict
 from avkit.data.batch import Batch
-from avkit.data.dataset import ManifestDataset, check_targets, make_loader, sequential_batches
+from avkit.data.dataset import ManifestDataset, check_targets, make_loader, ordered_loader
 from avkit.data.manifest import read_manifest
 from avkit.data.shards import ShardSet, ShardStream
 from avkit.errors import ArtifactError, AvkitError, ConfigError
@@ -181,7 +181,10 @@ class _Run:
             atomic_write_json(recorded, to_dict(cfg))
         self.model: AVModel = create_model(cfg.model, init=not resume).to(self.device)
         self._check_loss_weights()
-        self.select = cfg.select or f"{next(iter(self.model.heads))}/score"
+        if not self.model.trained_heads():
+            raise ConfigError(f"model: every head ({list(self.model.heads)}) is copied whole and frozen by an init; "
+                              "there is nothing to train")  # fmt: skip
+        self.select = cfg.select or f"{self.model.trained_heads()[0]}/score"
         if self.select.partition("/")[0] not in self.model.heads:
             raise ConfigError(f"select: {self.select!r} must be HEAD/METRIC with HEAD one of {list(self.model.heads)}")
 
@@ -351,7 +354,7 @@ class _Run:
     # -- the loop ------------------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
         ds = self.val_ds if self.val_ds is not None else self.train_ds.for_evaluation()
-        loader = make_loader(ds, sequential_batches(len(ds), self.cfg.optim.batch_size), self.cfg.data.workers)
+        loader = ordered_loader(ds, self.cfg.optim.batch_size, self.cfg.data.workers)
         metrics = self.model.evaluate(self._tracked(loader, "eval"))
         if self.select not in metrics:
             raise ConfigError(f"select: no metric {self.select!r}; the heads report {sorted(metrics)}")

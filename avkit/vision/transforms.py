@@ -52,3 +52,10 @@ def normalize(img: Tensor, mean: Sequence[float] = DIGITS_MEAN, std: Sequence[fl
     m = torch.as_tensor(mean, dtype=img.dtype, device=img.device).view(-1, 1, 1)
     s = torch.as_tensor(std, dtype=img.dtype, device=img.device).view(-1, 1, 1)
     return (img - m) / s
+
+
+def denormalize(img: Tensor, mean: Sequence[float] = DIGITS_MEAN, std: Sequence[float] = DIGITS_STD) -> Tensor:
+    """The inverse of :func:`normalize`, clamped to pixels in [0, 1]: ``(C, H, W)`` or ``(B, C, H, W)``."""
+    m = torch.as_tensor(mean, dtype=img.dtype, device=img.device).view(-1, 1, 1)
+    s = torch.as_tensor(std, dtype=img.dtype, device=img.device).view(-1, 1, 1)
+    return (img * s + m).clamp(0, 1)

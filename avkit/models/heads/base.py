@@ -16,7 +16,7 @@ outputs; the engine sums the heads' loss terms with the run config's weights
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from torch import Tensor, nn
@@ -29,10 +29,21 @@ from avkit.registry import Registry
 
 @dataclass(frozen=True)
 class TowerInfo:
-    """What a head may know of a tower: its modality and what its encoder outputs."""
+    """What a head may know of a tower.
+
+    Attributes:
+        modality: the manifest field it reads.
+        feature_info: what its encoder outputs (None if undeclared).
+        settings: its preprocessing settings, defaults included (an image tower's ``size``, ``mean``, ``std``).
+        encoder: the tower's encoder itself, for a head that runs it on its own outputs (a
+            feature-matching loss through a frozen tower). Borrow it with :func:`borrow`; a head
+            that assigns it to an attribute would own a second copy of the tower's weights.
+    """
 
     modality: str
     feature_info: FeatureInfo | None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    encoder: nn.Module | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -79,21 +90,28 @@ class Head(nn.Module):
 
     Subclasses set, in ``__init__``:
 
-    - ``towers``: the towers it reads;
+    - ``towers``: the towers whose encoder outputs it reads;
+    - ``input_towers``: towers whose pipeline output (``batch.inputs[tower]``, a waveform say) it
+      reads without their encoder (the model runs no encoder that no head needs);
     - ``targets``: what it needs on every training item: ``"label"``, ``"boxes"`` or any
-      numeric manifest field (``batch.fields[name]``); checked before training starts;
+      manifest field holding a number (``batch.fields[name]``) or a list of integers
+      (``batch.sequences[name]``); checked before training starts;
     - ``loss_terms``: the names :meth:`forward` returns;
     - ``frozen_towers``: towers it reads as fixed teachers (the model refuses to build
       unless an ``init`` freezes them);
+    - ``frozen_parts``: its own submodules that must come, frozen, from a trained run
+      (a teacher's classifier), checked the same way;
 
     and implement :meth:`forward` and :meth:`evaluator`. A head that gives embeddings
     for retrieval also overrides :meth:`embeds` and :meth:`embed`.
     """
 
     towers: tuple[str, ...] = ()
+    input_towers: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
     loss_terms: tuple[str, ...] = ()
     frozen_towers: tuple[str, ...] = ()
+    frozen_parts: tuple[str, ...] = ()
 
     def forward(self, outputs: Mapping[str, EncoderOutput], batch: Batch) -> dict[str, Tensor]:
         """Named loss terms (scalars) of one batch."""
@@ -113,6 +131,20 @@ class Head(nn.Module):
     def logs(self) -> dict[str, float]:
         """Scalars worth logging every step (a learnable temperature, say)."""
         return {}
+
+
+def borrow(module: nn.Module) -> Callable[..., Any]:
+    """``module``'s forward, callable without making ``module`` a child of the caller (no second copy in checkpoints)."""
+    return module.forward
+
+
+def check_tokens(tokens: Tensor, vocab: int, who: str, field: str) -> Tensor:
+    """``tokens (B, L)`` (padded with -1), or ConfigError if one is outside ``[0, vocab)``."""
+    largest = int(tokens.max()) if tokens.numel() else -1
+    if largest >= vocab:
+        raise ConfigError(f"{who}: field {field!r} holds token {largest}, but vocab is {vocab}; "
+                          "set the head's vocab to the units' k")  # fmt: skip
+    return tokens
 
 
 #: Every registered head, by kind.

@@ -50,6 +50,7 @@ class DistillHead(Head):
         if not student or not teacher or student == teacher:
             raise ConfigError(f"distillation needs a student and a teacher tower, different, got {student!r} and {teacher!r}")
         self.towers, self.frozen_towers, self.loss_terms = (student, teacher), (teacher,), ("kl",)
+        self.frozen_parts = ("teacher_classifier",)
         classes = len(context.labels)
         self.classifier = nn.Linear(context.pooled_dim(student), classes)
         self.teacher_classifier = nn.Linear(context.pooled_dim(teacher), classes).requires_grad_(False)

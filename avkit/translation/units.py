@@ -1,0 +1,263 @@
+"""Discrete speech units: k-means over speech frames, repeats collapsed (fairseq's speech2unit, with faiss).
+
+    units = fit_units(manifest, k=50)                       # log-mel frames of the training split's clips
+    units = fit_units(manifest, k=50, model=m, tower="audio")   # or a trained audio tower's temporal map
+    units.save("units.safetensors"); units = SpeechUnits.load("units.safetensors", model=m)
+    sequence, durations = units.encode(wav)                 # [12, 40, 7, ...], frames per unit [3, 5, 2, ...]
+
+A unit file is an artifact (kind ``units``): the centroids, the per-dimension
+standardisation applied before clustering, and in its header the frame features'
+config (the log-mel settings, or the run, its fingerprint and the tower), so a
+clip is always encoded exactly as the clusters were fitted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+import torch
+from torch import Tensor
+
+from avkit.artifacts import load_artifact, require_fields, save_artifact
+from avkit.data.manifest import Manifest, read_manifest
+from avkit.errors import ArtifactError, AvkitError, ConfigError, MediaError
+from avkit.modalities import Pipeline, get_modality, list_modalities
+from avkit.models import AVModel
+from avkit.progress import progress
+
+log = logging.getLogger(__name__)
+
+KIND, FORMAT = "units", 1
+
+
+def collapse(assignments: Tensor) -> tuple[list[int], list[int]]:
+    """Frame-level units ``(t,)`` -> (units with consecutive repeats merged, frames each one lasted)."""
+    if len(assignments) == 0:
+        return [], []
+    values, counts = torch.unique_consecutive(assignments, return_counts=True)
+    return values.tolist(), counts.tolist()
+
+
+@dataclass
+class SpeechUnits:
+    """k-means units over standardised frame features.
+
+    Attributes:
+        centroids: ``(k, d)``, in standardised feature space.
+        mean, std: ``(d,)``, the standardisation of the frames the clusters were fitted on.
+        features: the frame features' config: ``{"kind": "logmel", "settings": {...}}`` or
+            ``{"kind": "tower", "checkpoint": ..., "fingerprint": ..., "tower": ..., "settings": {...}}``.
+        fitted_on: where the frames came from (manifest, split, clips, frames).
+    """
+
+    centroids: Tensor
+    mean: Tensor
+    std: Tensor
+    features: dict[str, Any]
+    fitted_on: dict[str, Any] = field(default_factory=dict)
+    model: AVModel | None = None
+
+    def __post_init__(self) -> None:
+        self._pipeline: Pipeline | None = None
+        self._index: faiss.Index | None = None
+
+    @property
+    def k(self) -> int:
+        return len(self.centroids)
+
+    @property
+    def frames_per_second(self) -> float:
+        """Frame rate of the features (hence of unit durations)."""
+        return float(self.features["frames_per_second"])
+
+    def pipeline(self) -> Pipeline:
+        """The audio pipeline (whole clips) the features are computed from."""
+        if self._pipeline is None:
+            self._pipeline = frame_pipeline(self.features["settings"])
+        return self._pipeline
+
+    def frames(self, wav: Tensor) -> Tensor:
+        """A whole clip ``(T,)`` -> standardised frame features ``(t, d)``."""
+        return (frame_features(self.features, self.pipeline(), self.model)(wav) - self.mean) / self.std
+
+    def assign(self, frames: Tensor) -> Tensor:
+        """Standardised frames ``(t, d)`` -> the nearest centroid of each ``(t,)``."""
+        if self._index is None:
+            self._index = faiss.IndexFlatL2(self.centroids.shape[1])
+            self._index.add(self.centroids.numpy().astype(np.float32))
+        _, nearest = self._index.search(np.ascontiguousarray(frames.numpy(), dtype=np.float32), 1)
+        return torch.from_numpy(nearest[:, 0]).long()
+
+    def encode(self, wav: Tensor) -> tuple[list[int], list[int]]:
+        """A whole clip ``(T,)`` -> (unit sequence, repeats collapsed; frames per unit)."""
+        return collapse(self.assign(self.frames(wav)))
+
+    def save(self, path: str | Path) -> None:
+        header = {"k": self.k, "features": self.features, "fitted_on": self.fitted_on}
+        save_artifact(path, KIND, {"centroids": self.centroids, "mean": self.mean, "std": self.std}, header, FORMAT)
+
+    @classmethod
+    def load(cls, path: str | Path, model: AVModel | None = None) -> SpeechUnits:
+        """Read a unit file; units of a tower's features need that run's ``model`` (checked by fingerprint).
+
+        Raises:
+            ArtifactError: not a unit file, damaged, or ``model`` is not the run the units were fitted on.
+        """
+        art = load_artifact(path, KIND, formats={FORMAT})
+        require_fields(art.path, art.header, KIND, {"k": int, "features": dict})
+        features = art.header["features"]
+        require_fields(art.path, features, KIND, {"kind": str, "settings": dict, "frames_per_second": (int, float)})
+        if features["kind"] == "tower":
+            require_fields(art.path, features, KIND, {"tower": str, "checkpoint": str, "fingerprint": str})
+            if model is None:
+                raise ArtifactError(art.path, f"its units cluster the tower {features['tower']!r} of "
+                                    f"{features['checkpoint']}; load that run's model with them")  # fmt: skip
+            if model.fingerprint != features["fingerprint"]:
+                raise ArtifactError(art.path, f"its units were fitted on model {features['fingerprint']}, "
+                                    f"not on this one ({model.fingerprint or 'unsaved'})")  # fmt: skip
+        t = art.tensors
+        missing = sorted({"centroids", "mean", "std"} - set(t))
+        if missing or len(t["centroids"]) != art.header["k"]:
+            raise ArtifactError(art.path, f"is not a whole unit file: tensors {missing} missing, or not k = {art.header['k']} centroids")
+        return cls(t["centroids"], t["mean"], t["std"], features, art.header.get("fitted_on", {}), model)
+
+
+def frame_pipeline(settings: dict[str, Any]) -> Pipeline:
+    """The audio pipeline that reads whole clips at ``settings`` (an audio tower's, ``seconds`` ignored)."""
+    return get_modality("audio").make_pipeline({**settings, "seconds": None})
+
+
+def frame_features(features: dict[str, Any], pipeline: Pipeline, model: AVModel | None) -> Callable[[Tensor], Tensor]:
+    """A function: a whole clip ``(T,)`` -> frame features ``(t, d)``, by the features' config."""
+    if features["kind"] == "logmel":
+        return lambda wav: pipeline.features(wav).T
+    if model is None:
+        raise ConfigError("tower features need the model whose tower they come from")
+    tower = model.towers[features["tower"]]
+
+    @torch.no_grad()
+    def tower_frames(wav: Tensor) -> Tensor:
+        was_training = tower.training
+        tower.eval()
+        fmap = tower(wav[None].to(model.device)).feature_map
+        tower.train(was_training)
+        if fmap is None:
+            raise ConfigError(f"tower {features['tower']!r} gives no feature map to cluster")
+        return (fmap.mean(2) if fmap.dim() == 4 else fmap)[0].T.float().cpu()  # (C, f, t): mean over frequency
+
+    return tower_frames
+
+
+def feature_config(settings: dict[str, Any], model: AVModel | None = None, tower: str = "",
+                   checkpoint: str = "") -> dict[str, Any]:  # fmt: skip
+    """The features' config: log-mel frames at ``settings``, or (``model``) that tower's temporal map."""
+    hop_seconds = settings["hop_length"] / settings["sample_rate"]
+    if model is None:
+        return {"kind": "logmel", "settings": settings, "frames_per_second": 1 / hop_seconds}
+    if tower not in model.towers or model.towers[tower].modality != "audio":
+        raise ConfigError(f"no audio tower {tower!r} in this model; its towers: {list(model.towers)}")
+    info = model.towers[tower].feature_info
+    if info is None or not info.maps:
+        raise ConfigError(f"the encoder of tower {tower!r} declares no feature map to cluster")
+    stride = info.map().stride[-1]  # along time, in the encoder's input units
+    per_frame = stride * (hop_seconds if info.input == "logmel" else 1 / settings["sample_rate"])
+    return {"kind": "tower", "checkpoint": checkpoint, "fingerprint": model.fingerprint, "tower": tower,
+            "settings": settings, "frames_per_second": 1 / per_frame}  # fmt: skip
+
+
+def fit_units(manifest: Manifest | str | Path, k: int = 50, split: str | None = "train",
+              settings: dict[str, Any] | None = None, model: AVModel | None = None, tower: str = "audio",
+              checkpoint: str = "", seed: int = 0, iterations: int = 25,
+              show_progress: bool = False) -> SpeechUnits:  # fmt: skip
+    """Cluster the frames of a split's speech into ``k`` units with faiss k-means.
+
+    ``settings``: the log-mel front-end (default: the audio modality's); with ``model``, the
+    tower's own settings and temporal map instead. Unreadable clips are reported and skipped.
+
+    Raises:
+        ConfigError: ``k`` outside [2, frames], or no clip in the split.
+    """
+    manifest = manifest if isinstance(manifest, Manifest) else read_manifest(manifest, modalities=["audio"])
+    if model is not None:
+        settings = model.towers[tower].settings() if tower in model.towers else {}
+    settings = {k_: v for k_, v in (settings or _default_settings()).items() if k_ != "seconds"}
+    config = feature_config(settings, model, tower, checkpoint)
+    pipe = frame_pipeline(settings)
+    featurize = frame_features(config, pipe, model)
+    records = manifest.split(split) if split else manifest.records
+    if not records:
+        raise ConfigError(f"{manifest.path}: no records in split {split!r} to fit units on")
+    frames, skipped = [], 0
+    for rec in progress(records, desc="unit features", enabled=show_progress, unit="clip"):
+        try:
+            frames.append(featurize(manifest.load(rec, pipe)))
+        except MediaError as exc:
+            skipped += 1
+            log.warning("skipping %s: %s", rec.id, exc)
+    if not frames:
+        raise AvkitError(f"no audio of {manifest.path} (split {split!r}) could be read")
+    x = torch.cat(frames)
+    if not 2 <= k <= len(x):
+        raise ConfigError(f"k must lie in [2, {len(x)}] (the frames available), got {k}")
+    mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
+    z = ((x - mean) / std).numpy().astype(np.float32)
+    kmeans = faiss.Kmeans(z.shape[1], k, niter=iterations, seed=seed, verbose=False)
+    kmeans.train(z)
+    fitted_on = {"manifest": str(manifest.path), "split": split, "clips": len(frames), "skipped": skipped,
+                 "frames": len(x), "seed": seed}  # fmt: skip
+    log.info("fitted %d units on %d frames of %d clips", k, len(x), len(frames))
+    return SpeechUnits(torch.from_numpy(kmeans.centroids.copy()), mean, std, config, fitted_on, model)
+
+
+def _default_settings() -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(get_modality("audio").parse_settings({}))
+
+
+def encode_manifest(units: SpeechUnits, manifest: Manifest | str | Path, out: str | Path,
+                    show_progress: bool = False, strict: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Write ``out``: ``manifest``'s records with fields ``units`` (repeats collapsed) and ``unit_durations``
+    (frames each unit lasted). Media paths become absolute, so ``out`` may live anywhere.
+
+    A clip that does not decode is reported and left without units (``strict``: raised).
+
+    Returns:
+        ``count`` (records encoded), ``skipped`` (``{id, reason}``), ``mean_length`` (units per clip), ``path``.
+    """
+    from dataclasses import replace
+
+    from avkit.data.manifest import write_manifest
+    from avkit.fileio import refuse_overwriting
+
+    manifest = manifest if isinstance(manifest, Manifest) else read_manifest(manifest, modalities=["audio"])
+    refuse_overwriting(out, [manifest.path])
+    pipe = units.pipeline()
+    records, skipped, lengths = [], [], []
+    for rec in progress(manifest.records, desc="units", enabled=show_progress, unit="clip"):
+        extra = {k: v for k, v in rec.extra.items() if k not in ("units", "unit_durations")}
+        try:
+            sequence, durations = units.encode(manifest.load(rec, pipe))
+        except MediaError as exc:
+            if strict:
+                raise
+            skipped.append({"id": rec.id, "reason": str(exc)})
+            log.warning("skipping %s: %s", rec.id, exc)
+        else:
+            extra.update(units=sequence, unit_durations=durations)
+            lengths.append(len(sequence))
+        paths = {m: str(manifest.resolve(rec, m).resolve()) for m in rec.paths}
+        for m in list_modalities():  # other modalities' paths (read as metadata here) move along too
+            if isinstance(extra.get(m), str) and rec.video is None:
+                extra[m] = str((manifest.root / extra[m]).resolve())
+        video = str((manifest.root / rec.video).resolve()) if rec.video is not None else None
+        records.append(replace(rec, paths=paths, extra=extra, video=video))
+    write_manifest(out, records)
+    return {"count": len(lengths), "skipped": skipped, "mean_length": float(np.mean(lengths)) if lengths else 0.0,
+            "path": str(out)}  # fmt: skip

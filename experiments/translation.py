@@ -1,0 +1,469 @@
+"""Cross-modal translation on AV-digits: a sound becomes a picture (Speech2Face's recipe).
+
+    python experiments/translation.py                    # writes its section of docs/results.md
+    python experiments/translation.py --quick --out runs/translation-quick --results runs/translation-quick/results.md
+
+1. **Image classifier** (``teacher.toml``): its image tower plays the part of Speech2Face's
+   face network; every later run copies it, frozen.
+2. **Image decoders**, trained on images alone to render that tower's embedding:
+   ``image-decoder.toml`` (deconv: pixel L1 + feature matching through the frozen tower)
+   and ``image-decoder-diffusion.toml`` (a diffusers U-Net with cross-attention, MSE on its
+   velocity prediction, the condition dropped on 10% of items for classifier-free guidance).
+3. **Voice encoder** (``speech-to-image.toml``): an audio tower regresses the frozen embedding
+   of its paired image (L1 between normalised embeddings + KL on the frozen classifier's
+   logits, T = 2); both decoders are copied in, frozen, to render its predictions.
+4. **Judges**, trained on real data only, with their own architectures and seeds
+   (``image-judge.toml``, ``audio-judge.toml``); their accuracy on real test items comes first.
+5. **Sampling settings** of the diffusion decoder (guidance scale) chosen on validation by the
+   image judge; then the **test** split (unseen voices and images): the image judge's accuracy
+   against the spoken digit, and the Fréchet distance to real test images in the judge's
+   penultimate features, for each decoder and for two baselines (the class-mean training image;
+   a random training image).
+
+6. **Image -> speech** (Hsu et al. 2021, text-free): speech units from faiss k-means over the
+   training split's log-mel frames (``avkit units fit``), every clip encoded as units with
+   repeats collapsed (``avkit units encode``); two unit vocoders trained on real speech alone
+   (``unit-vocoder.toml``, linear-magnitude or mel frames, Griffin-Lim), the one whose
+   resynthesised validation speech the audio judge reads best is kept; a Show-Attend-Tell
+   decoder from the frozen classifier's map to units (``image-to-speech.toml``). On test
+   (unseen images): the audio judge's accuracy against the pictured digit and the unit edit
+   distance to real utterances of that digit, for greedy decoding and beams 3 and 5, beside
+   a random training utterance and the units of the class-mean log-mel.
+
+Every run records its config, seed and commit in its run directory; this script writes
+``results.json`` beside them, a grid of generated images, attention maps, and its section of
+``docs/results.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from avkit.data.dataset import ManifestDataset, map_batches, ordered_loader
+from avkit.data.digits import DigitsConfig, build_digits
+from avkit.data.manifest import read_manifest
+from avkit.errors import AvkitError
+from avkit.evaluation.generation import accuracy, frechet_distance
+from avkit.evaluation.sequences import edit_distance
+from avkit.fileio import atomic_write_json
+from avkit.models import AVModel, load_model
+from avkit.plotting import plt, save_figure
+from avkit.progress import progress
+from avkit.provenance import environment_info, git_commit
+from avkit.reporting import update_section
+from avkit.train import RunResult, load_run_config, train_or_reuse
+from avkit.translation import (
+    SpeechUnits,
+    Spoken,
+    encode_manifest,
+    fit_units,
+    image_to_speech_heads,
+    speech_to_image,
+)
+from avkit.translation.plots import save_attention
+from avkit.translation.units import collapse
+from avkit.vision.transforms import denormalize, normalize
+
+log = logging.getLogger("translation")
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = Path(__file__).parent / "configs"
+TARGETS = {"judge": 0.97, "speech_to_image": 0.90}
+#: diffusion sampling settings tried on validation: classifier-free guidance scale x DDIM eta (0: deterministic)
+SAMPLING = [{"guidance": g, "eta": eta} for eta in (0.0, 1.0) for g in (1.0, 1.5, 2.0, 3.0)]
+UNITS_K = 50
+VOCODER_FRAMES = ("linear", "mel")
+DECODINGS = {"greedy": 1, "beam 3": 3, "beam 5": 5}
+
+
+def run_seconds(result: RunResult) -> float:
+    """Seconds of the run's training steps, over every session (also for a reused run)."""
+    return float(json.loads((Path(result.run_dir) / "summary.json").read_text())["train_seconds"])
+
+
+def to_unit_range(model: AVModel, tower: str, x: torch.Tensor) -> torch.Tensor:
+    """A tower's normalised images ``(B, 3, H, W)`` -> pixels in [0, 1]."""
+    s = model.towers[tower].settings()
+    return denormalize(x, s["mean"], s["std"])
+
+
+@torch.no_grad()
+def judge_images(judge: AVModel, images: torch.Tensor, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """The image judge's ``(logits (N, 10), penultimate features (N, D))`` of pixels ``(N, 3, H, W)`` in [0, 1]."""
+    s = judge.towers["image"].settings()
+    x = normalize(images, s["mean"], s["std"])
+    judge.eval()
+    logits, feats = [], []
+    for chunk in x.split(batch_size):
+        out = judge.towers["image"](chunk)
+        logits.append(judge.heads["classify"].logits(out))
+        feats.append(out.pooled)
+    return torch.cat(logits), torch.cat(feats)
+
+
+def generate_split(model: AVModel, manifest: Path, split: str, decoder: str, seed: int, **options: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(generated images (N, 3, H, W) in [0, 1], real images (N, 3, H, W), labels (N,))`` of a split's pairs."""
+    ds = ManifestDataset(manifest, model.pipelines(), split=split, label_names=model.config.labels)
+    generator = torch.Generator().manual_seed(seed)
+    images, real, labels = [], [], []
+
+    def translate(batch):  # one batch: generated and real images, labels
+        images.append(speech_to_image(model, batch, decoder, generator, **options))
+        real.append(to_unit_range(model, "image", batch.inputs["image"]))
+        labels.append(batch.labels)
+        return batch.labels
+
+    map_batches(ds, translate, batch_size=128, show_progress=True, desc=f"{decoder} on {split}")
+    return torch.cat(images), torch.cat(real), torch.cat(labels)
+
+
+def split_images(model: AVModel, manifest: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A split's real images ``(N, 3, H, W)`` in [0, 1] and labels, through the model's image pipeline."""
+    ds = ManifestDataset(manifest, {"image": model.pipelines()["image"]}, split=split, label_names=model.config.labels)
+    labels: list[torch.Tensor] = []
+    images, _, _ = map_batches(ds, lambda b: labels.append(b.labels) or to_unit_range(model, "image", b.inputs["image"]))
+    return images, torch.cat(labels)
+
+
+def audio_judge_accuracy(judge: AVModel, manifest: Path, split: str) -> float:
+    """The audio judge's accuracy on a split's real speech."""
+    ds = ManifestDataset(manifest, judge.pipelines(), split=split, label_names=judge.config.labels)
+    metrics = judge.evaluate(ordered_loader(ds, 128))
+    return metrics["classify/accuracy"]
+
+
+def save_grid(path: Path, rows: dict[str, torch.Tensor], labels: torch.Tensor, per_digit: int = 4) -> Path:
+    """Per spoken digit (rows): the real paired images, then each decoder's images, ``per_digit`` voices each."""
+    fig, axes = plt.subplots(10, len(rows), figsize=(1.6 * per_digit * len(rows) / 2, 10), squeeze=False)
+    for col, (name, images) in enumerate(rows.items()):
+        for digit in range(10):
+            picked = images[(labels == digit).nonzero().flatten()[:per_digit]]
+            ax = axes[digit, col]
+            ax.imshow(torch.cat(list(picked), dim=-1).mean(0), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([]), ax.set_yticks([])
+            if col == 0:
+                ax.set_ylabel(f"said {digit}", rotation=0, ha="right", va="center")
+            if digit == 0:
+                ax.set_title(name, fontsize=9)
+    fig.suptitle("speech -> image on test voices (unseen): each row's sounds say the digit", fontsize=10)
+    save_figure(fig, path)
+    return path
+
+
+@dataclass
+class Runs:
+    """Run directories by name, and each run's training seconds."""
+
+    dirs: dict[str, Path]
+    seconds: dict[str, float]
+
+
+def speech_to_image_report(runs: Runs, manifest: Path, seed: int, results_dir: Path, steps: int | None = None
+                           ) -> tuple[list[str], dict, list[tuple[str, bool]]]:  # fmt: skip
+    """Judge speech -> image on test; the sampling settings chosen on validation. Returns (Markdown lines, data, checks)."""
+    model = load_model(runs.dirs["speech-to-image"])
+    image_judge = load_model(runs.dirs["image-judge"])
+    steps = steps or model.heads["diffusion"].decoder.sampling["steps"]
+    sampling_val = []
+    for options in SAMPLING:
+        gen, _, labels = generate_split(model, manifest, "val", "diffusion", seed, steps=steps, **options)
+        sampling_val.append({**options, "judge_accuracy": accuracy(judge_images(image_judge, gen)[0], labels)})
+    best = max(sampling_val, key=lambda r: (r["judge_accuracy"], -r["guidance"], -r["eta"]))
+    chosen = {"guidance": best["guidance"], "eta": best["eta"], "steps": steps}
+    log.info("sampling on validation: %s; chosen %s", sampling_val, chosen)
+
+    real_train, train_labels = split_images(model, manifest, "train")
+    generated: dict[str, torch.Tensor] = {}
+    for name, options in (("deconv", {}), ("diffusion", chosen)):
+        generated[name], real_test, test_labels = generate_split(model, manifest, "test", name, seed, **options)
+    class_means = torch.stack([real_train[train_labels == d].mean(0) for d in range(10)])
+    pick = torch.randint(len(real_train), (len(test_labels),), generator=torch.Generator().manual_seed(seed))
+    baselines = {"class-mean training image (of the spoken digit)": class_means[test_labels],
+                 "random training image": real_train[pick]}  # fmt: skip
+    real_logits, real_feats = judge_images(image_judge, real_test)
+    _, train_feats = judge_images(image_judge, real_train)
+    table: dict[str, dict[str, float]] = {}
+    for name, images in {**{f"decoder: {k}": v for k, v in generated.items()}, **baselines}.items():
+        logits, feats = judge_images(image_judge, images)
+        table[name] = {"judge_accuracy": accuracy(logits, test_labels), "frechet": frechet_distance(feats, real_feats)}
+    judge = accuracy(real_logits, test_labels)
+    reference_fd = frechet_distance(train_feats, real_feats)
+    test_pairs = ManifestDataset(manifest, model.pipelines(), split="test", label_names=model.config.labels)
+    voice_test = {k.split("/", 1)[1]: v for k, v in model.evaluate(ordered_loader(test_pairs, 128)).items()
+                  if k.startswith("voice/")}  # fmt: skip
+    grid = save_grid(results_dir / "translation_speech_to_image.png",
+                     {"real paired image": real_test, **generated}, test_labels)  # fmt: skip
+    lines = [
+        "### Speech -> image (Speech2Face's recipe)", "",
+        "The voice encoder regresses the frozen embedding of a digit-image classifier's tower; two decoders trained "
+        "on images alone render it. Test items have unseen voices and unseen images.", "",
+        f"The image judge reads real test images with accuracy {judge:.3f}. The voice encoder on test: cosine to "
+        f"the true image embedding {voice_test['cosine']:.3f}; the frozen classifier reads the spoken digit from "
+        f"its prediction with accuracy {voice_test['accuracy']:.3f}.", "",
+        f"Diffusion sampling chosen on validation by the image judge: guidance {chosen['guidance']:g}, DDIM eta "
+        f"{chosen['eta']:g}, {steps} steps. Validation accuracy (guidance: eta 0 / eta 1): "
+        + ", ".join(f"{g:g}: {_val(sampling_val, g, 0.0):.3f} / {_val(sampling_val, g, 1.0):.3f}"
+                    for g in sorted({r['guidance'] for r in sampling_val})) + ".", "",
+        f"Test split, {len(test_labels)} sounds:", "",
+        "| images | image judge reads the spoken digit | Fréchet distance to real test images |",
+        "| --- | --- | --- |",
+        *(f"| {k} | {v['judge_accuracy']:.3f} | {v['frechet']:.2f} |" for k, v in table.items()),
+        f"| (real training images, for scale) | — | {reference_fd:.2f} |", "",
+        "The Fréchet distance is taken in the image judge's penultimate features (FID's formula; no Inception "
+        "network here). Lower is closer to the real images' distribution.", "",
+        f"![generated images per spoken digit]({grid.name})", "",
+    ]  # fmt: skip
+    checks = [(f"image judge on real test images ≥ {TARGETS['judge']}: {judge:.3f}", judge >= TARGETS["judge"])]
+    for name in generated:
+        acc = table[f"decoder: {name}"]["judge_accuracy"]
+        checks.append((f"speech -> image, {name}: the judge reads the spoken digit in {acc:.3f} of images "
+                       f"(≥ {TARGETS['speech_to_image']})", acc >= TARGETS["speech_to_image"]))  # fmt: skip
+    fd = {k: table[f"decoder: {k}"]["frechet"] for k in generated}
+    checks.append((f"diffusion's Fréchet distance {fd['diffusion']:.2f} < deconv's {fd['deconv']:.2f}",
+                   fd["diffusion"] < fd["deconv"]))  # fmt: skip
+    data = {"judge": judge, "voice_test": voice_test, "sampling_val": sampling_val, "sampling": chosen,
+            "test": table, "reference_frechet": reference_fd}  # fmt: skip
+    return lines, data, checks
+
+
+def _cell(value: float) -> str:
+    return "—" if value != value else f"{value:.3f}"
+
+
+def _val(rows: list[dict[str, float]], guidance: float, eta: float) -> float:
+    return next(r["judge_accuracy"] for r in rows if r["guidance"] == guidance and r["eta"] == eta)
+
+
+@torch.no_grad()
+def judge_speech(judge: AVModel, waveforms: list[torch.Tensor]) -> torch.Tensor:
+    """The audio judge's logits ``(N, 10)`` for waveforms of any length (each centre-cropped or padded to its clip)."""
+    pipe = judge.pipelines()["audio"]
+    judge.eval()
+    logits = []
+    for i in range(0, len(waveforms), 128):
+        x, lengths = pipe.collate([pipe(w, None, None)[0] for w in waveforms[i : i + 128]])
+        out = judge.towers["audio"](x, lengths)
+        logits.append(judge.heads["classify"].logits(out))
+    return torch.cat(logits)
+
+
+def spectral_convergence(reference: torch.Tensor, estimate: torch.Tensor) -> float:
+    """``‖S − Ŝ‖_F / ‖S‖_F`` of two magnitude spectrograms, over their common frames."""
+    t = min(reference.shape[-1], estimate.shape[-1])
+    return float((reference[..., :t] - estimate[..., :t]).norm() / reference[..., :t].norm())
+
+
+def unit_records(units_manifest: Path, split: str) -> list[tuple[str, list[int], list[int]]]:
+    """``(label, units, durations)`` of a split's lines of a units manifest."""
+    return [(r.label, r.extra["units"], r.extra["unit_durations"]) for r in read_manifest(units_manifest).split(split)
+            if "units" in r.extra]  # fmt: skip
+
+
+@torch.no_grad()
+def vocoder_scores(model: AVModel, units_manifest: Path, split: str, audio_judge: AVModel, limit: int = 200) -> dict[str, float]:
+    """A vocoder run on a split's real utterances, spoken from their own units: the audio judge's accuracy
+    (predicted durations), and spectral convergence against the real |STFT| (true durations: aligned frames)."""
+    head = model.heads["vocoder"]
+    records = [r for r in read_manifest(units_manifest).split(split) if "units" in r.extra][:limit]
+    pipe = model.pipelines()["audio"]
+    spoken, labels, sc, sc_oracle = [], [], [], []
+    for rec in records:
+        units, durations = rec.extra["units"], rec.extra["unit_durations"]
+        spoken.append(head.speak(units))
+        labels.append(int(rec.label))
+        wav = pipe.load_tensor(rec.paths["audio"])
+        real = head.spectrogram(wav)
+        log_frames = head.vocoder(torch.tensor([units]), torch.tensor([durations]))[0][0]
+        sc.append(spectral_convergence(real, head.spectrogram(head.griffin_lim(head.magnitude(log_frames)))))
+        target = head.target_frames(wav[None], None)[0][0]  # the frames it was trained to predict
+        sc_oracle.append(spectral_convergence(real, head.spectrogram(head.griffin_lim(head.magnitude(target)))))
+    acc = accuracy(judge_speech(audio_judge, spoken), torch.tensor(labels))
+    return {"judge_accuracy": acc, "spectral_convergence": float(np.mean(sc)), "oracle_spectral_convergence": float(np.mean(sc_oracle))}
+
+
+def mean_unit_distance(hypothesis: list[int], references: list[list[int]]) -> float:
+    """The mean over ``references`` of edit distance / reference length."""
+    return float(np.mean([edit_distance(hypothesis, ref) / max(len(ref), 1) for ref in references]))
+
+
+def image_to_speech_report(runs: Runs, units_manifest: Path, units: SpeechUnits, vocoder_val: dict[str, dict[str, float]],
+                           chosen: str, seed: int, results_dir: Path) -> tuple[list[str], dict, list[tuple[str, bool]]]:  # fmt: skip
+    """Judge image -> speech on test. Returns (Markdown lines, data, checks)."""
+    model = load_model(runs.dirs["image-to-speech"])
+    audio_judge = load_model(runs.dirs["audio-judge"])
+    caption, vocoder = image_to_speech_heads(model)
+    vocoder_test = {f: vocoder_scores(load_model(runs.dirs[f"vocoder-{f}"]), units_manifest, "test", audio_judge)
+                    for f in VOCODER_FRAMES}  # fmt: skip
+    test_units = unit_records(units_manifest, "test")
+    references: dict[int, list[list[int]]] = {d: [] for d in range(10)}
+    for label, seq, _ in test_units:
+        references[int(label)].append(seq)
+    ds = ManifestDataset(units_manifest, {"image": model.pipelines()["image"]}, split="test", label_names=model.config.labels)
+    decoded: dict[str, list[list[int]]] = {name: [] for name in DECODINGS}
+    labels: list[int] = []
+    examples: dict[int, tuple[torch.Tensor, Spoken]] = {}
+    for batch in progress(ordered_loader(ds, 64), desc="image -> units", unit="batch"):
+        output = model.tower_output("image", batch)
+        for name, beam in DECODINGS.items():
+            for i, d in enumerate(caption.decode(output, beam=beam)):
+                decoded[name].append(d.tokens)
+                label = int(batch.labels[i])
+                if beam == 5 and label not in examples:
+                    h, w = output.feature_map.shape[-2:]
+                    image = to_unit_range(model, "image", batch.inputs["image"][i : i + 1])[0].mean(0)
+                    examples[label] = (image, Spoken(d.tokens, d.attention.view(-1, h, w), torch.zeros(0), 16000))
+        labels += batch.labels.tolist()
+    y = torch.tensor(labels)
+    table: dict[str, dict[str, float]] = {}
+    for name, sequences in decoded.items():
+        speech = [vocoder.speak(seq) for seq in sequences]
+        table[f"image -> units, {name}"] = {
+            "judge_accuracy": accuracy(judge_speech(audio_judge, speech), y),
+            "unit_distance": float(np.mean([mean_unit_distance(seq, references[d]) for seq, d in zip(sequences, labels, strict=True)])),
+            "units": float(np.mean([len(s) for s in sequences]))}  # fmt: skip
+    # baselines: a random training utterance (its real audio and units); the units of the class-mean log-mel
+    train = unit_records(units_manifest, "train")
+    train_records = read_manifest(units_manifest).split("train")
+    rng = torch.Generator().manual_seed(seed)
+    pick = torch.randint(len(train), (len(labels),), generator=rng).tolist()
+    audio_pipe = model.pipelines()["audio"]
+    random_audio = [audio_pipe.load_tensor(train_records[i].paths["audio"]) for i in pick]
+    table["random training utterance"] = {
+        "judge_accuracy": accuracy(judge_speech(audio_judge, random_audio), y),
+        "unit_distance": float(np.mean([mean_unit_distance(train[i][1], references[d]) for i, d in zip(pick, labels, strict=True)])),
+        "units": float(np.mean([len(train[i][1]) for i in pick]))}  # fmt: skip
+    class_mean_units = {}
+    frame_pipe = units.pipeline()
+    for d in range(10):
+        frames = [units.frames(frame_pipe.load_tensor(r.paths["audio"])) for r in train_records if int(r.label) == d]
+        length = min(len(f) for f in frames)
+        class_mean_units[d], _ = collapse(units.assign(torch.stack([f[:length] for f in frames]).mean(0)))
+    table["units of the class-mean log-mel"] = {
+        "judge_accuracy": accuracy(judge_speech(audio_judge, [vocoder.speak(class_mean_units[d]) for d in labels]), y),
+        "unit_distance": float(np.mean([mean_unit_distance(class_mean_units[d], references[d]) for d in labels])),
+        "units": float(np.mean([len(class_mean_units[d]) for d in labels]))}  # fmt: skip
+    table["(another real test utterance of that digit, for scale)"] = {
+        "judge_accuracy": float("nan"),
+        "unit_distance": float(np.mean([mean_unit_distance(seq, [r for r in references[int(label)] if r is not seq])
+                                        for label, seq, _ in test_units])),
+        "units": float(np.mean([len(seq) for _, seq, _ in test_units]))}  # fmt: skip
+    chosen_examples = [examples[d] for d in sorted(examples)[:6]]
+    figure = save_attention(results_dir / "translation_image_to_speech.png", [e[0] for e in chosen_examples],
+                            [e[1] for e in chosen_examples], [f"digit {d}" for d in sorted(examples)[:6]])  # fmt: skip
+    judge_real = accuracy(judge_speech(audio_judge, [audio_pipe.load_tensor(r.paths["audio"])
+                                                     for r in read_manifest(units_manifest).split("test")]),
+                          torch.tensor([int(r.label) for r in read_manifest(units_manifest).split("test")]))  # fmt: skip
+    lines = [
+        "### Image -> speech through discrete units (Hsu et al. 2021, text-free)", "",
+        f"Units: faiss k-means, k = {units.k}, over the log-mel frames of the training split "
+        f"({units.fitted_on['frames']} frames of {units.fitted_on['clips']} clips); a test utterance is "
+        f"{np.mean([len(r[1]) for r in unit_records(units_manifest, 'test')]):.1f} units long on average, repeats collapsed. "
+        f"The audio judge reads real test speech (unseen voices) with accuracy {judge_real:.3f}.", "",
+        "Units -> speech, the vocoder's frames compared (real utterances spoken from their own units; "
+        "spectral convergence against the real |STFT| with the true durations, lower is better; the oracle row "
+        "inverts the real frames of that kind, the best a perfect frame predictor could do):", "",
+        "| frames | split | audio judge reads the digit | spectral convergence | oracle spectral convergence |",
+        "| --- | --- | --- | --- | --- |",
+        *(f"| {f}{' ← chosen' if f == chosen and split == 'val' else ''} | {split} | {v['judge_accuracy']:.3f} | "
+          f"{v['spectral_convergence']:.3f} | {v['oracle_spectral_convergence']:.3f} |"
+          for split, scores in (("val", vocoder_val), ("test", vocoder_test)) for f, v in scores.items()),
+        "", f"Test split, {len(labels)} images (unseen), their speech by the chosen ({chosen}) vocoder:", "",
+        "| speech | audio judge reads the pictured digit | unit edit distance to real utterances of that digit | units |",
+        "| --- | --- | --- | --- |",
+        *(f"| {k} | {_cell(v['judge_accuracy'])} | {v['unit_distance']:.3f} | {v['units']:.1f} |" for k, v in table.items()),
+        "", "The unit edit distance is Levenshtein distance over the reference's length, averaged over the digit's "
+        "real test utterances.", "",
+        f"![attention over the image for each decoded unit (beam 5)]({figure.name})", "",
+    ]  # fmt: skip
+    checks = [(f"audio judge on real test speech ≥ {TARGETS['judge']}: {judge_real:.3f}", judge_real >= TARGETS["judge"])]
+    data = {"judge": judge_real, "vocoder_val": vocoder_val, "vocoder_test": vocoder_test, "chosen_vocoder": chosen,
+            "test": table, "units": {"k": units.k, **units.fitted_on}}  # fmt: skip
+    return lines, data, checks
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("data/digits"), help="AV-digits folder (built if missing)")
+    parser.add_argument("--out", type=Path, default=Path("runs/translation"), help="run directories go here")
+    parser.add_argument("--results", type=Path, default=Path("docs/results.md"), help="Markdown file; its translation section is replaced")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="two epochs each: a smoke run, not the reported numbers")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+    try:
+        manifest = args.data / "manifest.jsonl"
+        if not manifest.is_file():
+            build_digits(args.data, DigitsConfig(seed=args.seed), show_progress=True)
+        quick = ["optim.epochs=2"] if args.quick else []
+        runs = Runs({}, {})
+
+        def train_run(name: str, config: str, *overrides: str, data: Path = manifest) -> None:
+            cfg = load_run_config(CONFIGS / config, [f"data.manifest={data}", *quick, f"out={args.out / name}", *overrides])
+            result, _ = train_or_reuse(cfg, show_progress=True)
+            runs.dirs[name], runs.seconds[name] = result.run_dir, run_seconds(result)
+
+        seed = f"seed={args.seed}"
+        train_run("classifier", "teacher.toml", seed)
+        from_classifier = f"model.init.classifier.checkpoint={runs.dirs['classifier']}"
+        train_run("image-judge", "image-judge.toml")
+        train_run("audio-judge", "audio-judge.toml")
+        train_run("decoder-deconv", "image-decoder.toml", seed, from_classifier)
+        train_run("decoder-diffusion", "image-decoder-diffusion.toml", seed, from_classifier)
+        train_run("speech-to-image", "speech-to-image.toml", seed, from_classifier,
+                  f"model.init.deconv.checkpoint={runs.dirs['decoder-deconv']}",
+                  f"model.init.diffusion.checkpoint={runs.dirs['decoder-diffusion']}")  # fmt: skip
+
+        units_file, units_manifest = args.out / "units.safetensors", args.out / "units.jsonl"
+        if not units_file.is_file():
+            fit_units(manifest, UNITS_K, seed=args.seed, show_progress=True).save(units_file)
+        units = SpeechUnits.load(units_file)
+        if not units_manifest.is_file():
+            encode_manifest(units, manifest, units_manifest, show_progress=True)
+        audio_judge = load_model(runs.dirs["audio-judge"])
+        vocoder_val = {}
+        for frames in VOCODER_FRAMES:
+            train_run(f"vocoder-{frames}", "unit-vocoder.toml", seed, f"model.heads.vocoder.frames={frames}",
+                      f"model.heads.vocoder.vocab={UNITS_K}", data=units_manifest)  # fmt: skip
+            vocoder_val[frames] = vocoder_scores(load_model(runs.dirs[f"vocoder-{frames}"]), units_manifest, "val", audio_judge)
+        chosen = max(VOCODER_FRAMES, key=lambda f: vocoder_val[f]["judge_accuracy"])
+        train_run("image-to-speech", "image-to-speech.toml", seed, from_classifier,
+                  f"model.init.vocoder.checkpoint={runs.dirs[f'vocoder-{chosen}']}", f"model.heads.vocoder.frames={chosen}",
+                  f"model.heads.vocoder.vocab={UNITS_K}", f"model.heads.caption.vocab={UNITS_K}", data=units_manifest)  # fmt: skip
+
+        started = time.perf_counter()
+        s2i_lines, s2i, s2i_checks = speech_to_image_report(runs, manifest, args.seed, args.results.parent,
+                                                            steps=5 if args.quick else None)  # fmt: skip
+        i2s_lines, i2s, i2s_checks = image_to_speech_report(runs, units_manifest, units, vocoder_val, chosen, args.seed,
+                                                            args.results.parent)  # fmt: skip
+        eval_seconds = time.perf_counter() - started
+    except AvkitError as exc:
+        print(f"translation: error: {exc}", file=sys.stderr)
+        return 2
+
+    lines = ["## Cross-modal translation on AV-digits", "",
+             "Judges were trained on real training data only, with their own architectures and seeds. Produced by "
+             "`python experiments/translation.py`" + (" — **quick smoke run: not the reported numbers.**" if args.quick else "."),
+             "", *s2i_lines, *i2s_lines, "Targets (test):", "",
+             *(f"- {what}: **{'met' if ok else 'not met'}**" for what, ok in [*s2i_checks, *i2s_checks]), "",
+             "Training steps, s: " + ", ".join(f"{k} {v:.0f}" for k, v in runs.seconds.items())
+             + f" (total {sum(runs.seconds.values()) / 60:.1f} min); evaluation {eval_seconds:.0f} s."]  # fmt: skip
+    text = "\n".join(lines)
+    update_section(args.results, "translation", text)
+    atomic_write_json(args.out / "results.json", {
+        "speech_to_image": s2i, "image_to_speech": i2s, "seconds": runs.seconds, "eval_seconds": eval_seconds,
+        "commit": git_commit(ROOT), "environment": environment_info(args.seed)})  # fmt: skip
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""Image -> speech parts: speech units, token-sequence batches, Show-Attend-Tell and its beam search, the unit vocoder."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from avkit.cli import main as cli
+from avkit.config import from_dict
+from avkit.data.dataset import ManifestDataset, ordered_loader
+from avkit.errors import ArtifactError, ConfigError
+from avkit.evaluation.sequences import edit_distance
+from avkit.modalities import get_modality
+from avkit.models import load_model
+from avkit.models.sequence_decoder import ShowAttendTell
+from avkit.train import RunConfig, train
+from avkit.translation import SpeechUnits, image_to_speech_files, image_to_speech_heads
+from avkit.translation.units import collapse
+from tests.conftest import tiny_config
+
+
+def test_edit_distance_and_collapse_on_hand_made_sequences():
+    assert edit_distance([1, 2, 3], [1, 2, 3]) == 0
+    assert edit_distance([], [4, 5]) == 2 and edit_distance([4, 5], []) == 2
+    assert edit_distance([1, 2, 3], [1, 3]) == 1 and edit_distance([1, 2, 3], [3, 2, 1]) == 2
+    assert collapse(torch.tensor([7, 7, 7, 2, 2, 7, 9])) == ([7, 2, 7, 9], [3, 2, 1, 1])
+    assert collapse(torch.tensor([], dtype=torch.long)) == ([], [])
+
+
+def _markov(decoder: ShowAttendTell, table: dict[int, dict[int, float]]):
+    """A step that ignores the image: next-token probabilities depend on the previous token only."""
+
+    def step(features, projected, prev, h, c):
+        logits = torch.full((len(prev), decoder.vocab + 1), -1e9)
+        for i, p in enumerate(prev.tolist()):
+            for token, prob in table[p].items():
+                logits[i, token] = math.log(prob)
+        return logits, torch.full((len(prev), features.shape[1]), 1 / features.shape[1]), h, c
+
+    return step
+
+
+def test_beam_search_finds_the_likelier_sequence_that_greedy_misses(monkeypatch):
+    dec = ShowAttendTell(feature_dim=4, vocab=3)
+    eos, bos = dec.eos, dec.bos
+    table = {bos: {0: 0.6, 1: 0.4}, 0: {2: 0.4, eos: 0.3, 0: 0.15, 1: 0.15}, 1: {eos: 0.9, 0: 0.1}, 2: {eos: 1.0}}
+    monkeypatch.setattr(dec, "step", _markov(dec, table))
+    features = torch.zeros(1, 5, 4)
+    greedy = dec.decode(features, beam=1, length_penalty=0)[0]
+    beam = dec.decode(features, beam=2, length_penalty=0)[0]
+    assert greedy.tokens == [0, 2] and greedy.score == pytest.approx(math.log(0.6 * 0.4))
+    assert beam.tokens == [1] and beam.score == pytest.approx(math.log(0.4 * 0.9))
+    assert beam.attention.shape == (1, 5)
+    normalised = dec.decode(features, beam=2, length_penalty=1.0)[0]  # per token: [1] 0.36^(1/2) vs [0, 2] 0.24^(1/3)
+    assert normalised.tokens == [0, 2]
+
+
+def test_decoding_stops_at_the_length_limit_and_attention_is_a_distribution():
+    torch.manual_seed(0)
+    dec = ShowAttendTell(feature_dim=8, vocab=5, embed_dim=8, hidden_dim=16, attention_dim=8).eval()
+    with torch.no_grad():
+        dec.out.bias[dec.eos] = -100.0  # never ends by itself
+    out = dec.decode(torch.randn(2, 6, 8), beam=3, max_length=7)
+    assert all(len(d.tokens) == 7 and d.attention.shape == (7, 6) for d in out)
+    assert torch.allclose(out[0].attention.sum(-1), torch.ones(7))
+
+
+def test_teacher_forcing_targets_end_with_the_end_token_and_padding_is_ignored():
+    dec = ShowAttendTell(feature_dim=4, vocab=6, embed_dim=8, hidden_dim=8, attention_dim=8)
+    targets = torch.tensor([[1, 2, 3], [4, -1, -1]])
+    assert dec.targets_with_end(targets).tolist() == [[1, 2, 3, 6], [4, 6, -1, -1]]
+    logits, alphas = dec(torch.randn(2, 5, 4), targets)
+    assert logits.shape == (2, 4, 7) and alphas.shape == (2, 4, 5)
+    assert alphas[1, 2:].abs().sum() == 0  # no attention after the end
+    ce, penalty = dec.losses(torch.randn(2, 5, 4), targets)
+    assert ce.ndim == 0 and penalty >= 0
+
+
+@pytest.fixture(scope="module")
+def unit_manifest(small_digits: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("units")
+    args = ["units", "fit", str(small_digits / "manifest.jsonl"), "--out", str(out / "units.safetensors"), "--k", "12"]
+    assert cli(args) == 0
+    assert cli(["units", "encode", str(small_digits / "manifest.jsonl"), "--units", str(out / "units.safetensors"),
+                "--out", str(out / "manifest.jsonl")]) == 0  # fmt: skip
+    return out / "manifest.jsonl"
+
+
+def test_units_fit_and_encode_write_sequences_that_add_up_to_the_clip(unit_manifest, small_digits, capsys):
+    units = SpeechUnits.load(unit_manifest.parent / "units.safetensors")
+    assert units.k == 12 and units.frames_per_second == 100 and units.fitted_on["split"] == "train"
+    lines = [json.loads(x) for x in unit_manifest.read_text().splitlines()]
+    assert len(lines) == len((small_digits / "manifest.jsonl").read_text().splitlines())
+    for line in lines[:5]:
+        seq, dur = line["units"], line["unit_durations"]
+        assert len(seq) == len(dur) and all(a != b for a, b in zip(seq, seq[1:], strict=False))
+        assert all(0 <= u < 12 for u in seq) and sum(dur) == 101  # 1 s at hop 160, centred frames
+        assert Path(line["audio"]).is_absolute() and Path(line["image"]).is_file()
+    with pytest.raises(ArtifactError, match="not a units file written by avkit units fit"):
+        SpeechUnits.load(_checkpoint_like(unit_manifest))
+
+
+def _checkpoint_like(unit_manifest: Path) -> Path:
+    from avkit.artifacts import save_artifact
+
+    path = unit_manifest.parent / "not-units.safetensors"
+    save_artifact(path, "embeddings", {"vectors": torch.zeros(2, 2)}, {"ids": ["a", "b"]})
+    return path
+
+
+def test_a_field_of_integer_lists_reaches_the_batch_as_a_padded_sequence(unit_manifest):
+    ds = ManifestDataset(unit_manifest, {"image": get_modality("image").make_pipeline({"size": 16})},
+                         split="train", fields=["units", "unit_durations"])  # fmt: skip
+    batch = next(iter(ordered_loader(ds, 8)))
+    seq = batch.sequences["units"]
+    assert seq.dtype == torch.long and seq.shape[0] == 8 and "units" not in batch.fields
+    lengths = (seq >= 0).sum(1)
+    assert bool(((seq >= 0) == (torch.arange(seq.shape[1])[None] < lengths[:, None])).all())  # padding at the end
+
+
+@pytest.fixture(scope="module")
+def image_to_speech_run(unit_manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A unit vocoder (audio alone), then a caption head with that vocoder copied in, frozen."""
+    root = tmp_path_factory.mktemp("i2s")
+    audio = {"encoder": {"name": "logmel_cnn", "width": 4}}
+    vocoder = {"kind": "unit_vocoder", "vocab": 12, "hidden": 16, "layers": 1, "griffin_lim_iterations": 4}
+    train(from_dict(RunConfig, tiny_config(unit_manifest, root / "vocoder", model={
+        "towers": {"audio": audio}, "heads": {"vocoder": vocoder}})))  # fmt: skip
+    train(from_dict(RunConfig, tiny_config(unit_manifest, root / "caption", model={
+        "towers": {"image": {"encoder": {"name": "image_resnet", "width": 4, "stages": 2}, "preprocess": {"size": 16}},
+                   "audio": audio},
+        "heads": {"caption": {"vocab": 12, "hidden_dim": 16, "embed_dim": 8, "attention_dim": 8, "max_length": 10},
+                  "vocoder": vocoder},
+        "init": {"vocoder": {"checkpoint": str(root / "vocoder"), "parts": {"heads.vocoder": "heads.vocoder"}}}})))  # fmt: skip
+    return root / "caption"
+
+
+def test_the_vocoder_trains_on_audio_alone_without_running_the_audio_encoder(image_to_speech_run):
+    vocoder_run = image_to_speech_run.parent / "vocoder"
+    model = load_model(vocoder_run)
+    assert model.encoded == [] and model.trained_heads() == ["vocoder"]
+    rows = [json.loads(r) for r in (vocoder_run / "metrics.jsonl").read_text().splitlines()]
+    assert {"vocoder/frames", "vocoder/duration"} <= set(rows[0]) and math.isfinite(rows[0]["loss"])
+    wav = model.heads["vocoder"].speak([1, 2, 3])
+    assert wav.ndim == 1 and len(wav) % 160 == 0 and len(wav) >= (3 - 1) * 160  # (frames - 1) hops, one frame per unit at least
+
+
+def test_image_to_speech_decodes_units_with_attention_and_speaks_them(image_to_speech_run, small_digits):
+    model = load_model(image_to_speech_run)
+    assert model.trained_heads() == ["caption"]
+    image = sorted((small_digits / "images").glob("*.png"))[0]
+    spoken = image_to_speech_files(model, [image], beam=3)[0]
+    assert 1 <= len(spoken.units) <= 10 and all(0 <= u < 12 for u in spoken.units)
+    assert spoken.attention.shape[0] == len(spoken.units) and spoken.waveform.ndim == 1 and spoken.sample_rate == 16000
+    with pytest.raises(ConfigError, match="decoding options"):
+        image_to_speech_files(model, [image], temperature=2)
+
+
+def test_a_model_without_the_heads_is_told_what_image_to_speech_needs(trained_run):
+    with pytest.raises(ConfigError, match="one caption head and one unit_vocoder head"):
+        image_to_speech_heads(load_model(trained_run))
+
+
+def test_translate_an_image_into_speech_writes_the_sound_and_the_attention(image_to_speech_run, small_digits, tmp_path, capsys):
+    from avkit.audio.io import read_audio
+
+    image = sorted((small_digits / "images").glob("*.png"))[0]
+    out, picture = tmp_path / "speech.wav", tmp_path / "attention.png"
+    args = ["translate", "--checkpoint", str(image_to_speech_run), "--image", str(image), "--out", str(out)]
+    assert cli([*args, "--beam", "2", "--attention", str(picture)]) == 0
+    printed = capsys.readouterr().out
+    wav, rate = read_audio(out)
+    assert rate == 16000 and len(wav) > 0 and float(abs(wav).max()) <= 0.9 + 1e-3 and picture.stat().st_size > 0
+    assert printed.startswith("units: ") and f"wrote {out}" in printed
+    for extra, message in ((["--out", str(tmp_path / "speech.png")], "an audio file"),
+                           (["--audio", str(image)], "one of them")):  # fmt: skip
+        assert cli([*args, *extra]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_units_of_a_tower_need_that_run_and_k_must_fit_the_frames(small_digits, trained_run, tmp_path, capsys):
+    manifest = str(small_digits / "manifest.jsonl")
+    out = tmp_path / "tower-units.safetensors"
+    assert cli(["units", "fit", manifest, "--out", str(out), "--k", "8", "--checkpoint", str(trained_run)]) == 0
+    assert "8 units of tower frames" in capsys.readouterr().out
+    assert cli(["units", "encode", manifest, "--units", str(out), "--out", str(tmp_path / "m.jsonl")]) == 2
+    assert "load that run's model with them" in capsys.readouterr().err
+    assert cli(["units", "encode", manifest, "--units", str(out), "--out", str(tmp_path / "m.jsonl"),
+                "--checkpoint", str(trained_run)]) == 0  # fmt: skip
+    assert cli(["units", "fit", manifest, "--out", str(tmp_path / "u.safetensors"), "--k", "100000"]) == 2
+    assert "k must lie in [2," in capsys.readouterr().err
+
+
+def test_token_fields_that_are_not_integer_lists_or_do_not_fit_the_clip_are_refused_by_name(unit_manifest, tmp_path):
+    from avkit.data.dataset import check_targets
+    from avkit.data.manifest import read_manifest, write_manifest
+
+    manifest = read_manifest(unit_manifest)
+    bad = manifest.records[0]
+    bad.extra["units"] = [1, -2, 3]
+    with pytest.raises(ConfigError, match=f"line of '{bad.id}' holds \\[1, -2, 3\\], not a list of integers >= 0"):
+        check_targets(manifest.records, {}, [], "head 'caption'", ["units"], "split 'train'")
+    halved = [r for r in read_manifest(unit_manifest).records]
+    for r in halved:  # durations at half the frame rate: another hop than the vocoder's
+        r.extra["unit_durations"] = [max(1, d // 2) for d in r.extra["unit_durations"]]
+    write_manifest(tmp_path / "halved.jsonl", halved)
+    cfg = tiny_config(tmp_path / "halved.jsonl", tmp_path / "run", model={
+        "towers": {"audio": {"encoder": {"name": "logmel_cnn", "width": 4}}},
+        "heads": {"vocoder": {"kind": "unit_vocoder", "vocab": 12, "hidden": 8, "layers": 1}}})  # fmt: skip
+    with pytest.raises(ConfigError, match="unit durations add up to .* frames, but its clip has 101 at hop 160"):
+        train(from_dict(RunConfig, cfg))
+
+
+def test_a_teacher_classifier_left_out_of_the_init_is_refused(image_to_speech_run):
+    from avkit.models import create_model
+
+    source = str(image_to_speech_run.parent / "vocoder")  # any run: the check comes before any weight is copied
+    config = {"towers": {"audio": {"encoder": {"name": "logmel_cnn", "width": 4}},
+                         "image": {"encoder": {"name": "image_resnet", "width": 4, "stages": 2}}},
+              "heads": {"voice": {"kind": "regress_embedding"}}, "labels": ["a", "b"],
+              "init": {"teacher": {"checkpoint": source, "parts": {"towers.image": "towers.image"}}}}  # fmt: skip
+    with pytest.raises(ConfigError, match="needs its 'teacher_classifier' copied, frozen"):
+        create_model(config, init=False)
