@@ -396,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=Path("docs/results.md"), help="Markdown file; its translation section is replaced")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="two epochs each: a smoke run, not the reported numbers")
+    parser.add_argument("--direction", choices=["both", "speech-to-image"], default="both",
+                        help="speech-to-image: train and judge only that direction (default both)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)
@@ -422,28 +424,31 @@ def main(argv: list[str] | None = None) -> int:
                   f"model.init.deconv.checkpoint={runs.dirs['decoder-deconv']}",
                   f"model.init.diffusion.checkpoint={runs.dirs['decoder-diffusion']}")  # fmt: skip
 
+        both = args.direction == "both"
         units_file, units_manifest = args.out / "units.safetensors", args.out / "units.jsonl"
-        if not units_file.is_file():
+        if both and not units_file.is_file():
             fit_units(manifest, UNITS_K, seed=args.seed, show_progress=True).save(units_file)
-        units = SpeechUnits.load(units_file)
-        if not units_manifest.is_file():
+        units = SpeechUnits.load(units_file) if both else None
+        if both and not units_manifest.is_file():
             encode_manifest(units, manifest, units_manifest, show_progress=True)
         audio_judge = load_model(runs.dirs["audio-judge"])
         vocoder_val = {}
-        for frames in VOCODER_FRAMES:
+        for frames in VOCODER_FRAMES if both else ():
             train_run(f"vocoder-{frames}", "unit-vocoder.toml", seed, f"model.heads.vocoder.frames={frames}",
                       f"model.heads.vocoder.vocab={UNITS_K}", data=units_manifest)  # fmt: skip
             vocoder_val[frames] = vocoder_scores(load_model(runs.dirs[f"vocoder-{frames}"]), units_manifest, "val", audio_judge)
-        chosen = max(VOCODER_FRAMES, key=lambda f: vocoder_val[f]["judge_accuracy"])
-        train_run("image-to-speech", "image-to-speech.toml", seed, from_classifier,
-                  f"model.init.vocoder.checkpoint={runs.dirs[f'vocoder-{chosen}']}", f"model.heads.vocoder.frames={chosen}",
-                  f"model.heads.vocoder.vocab={UNITS_K}", f"model.heads.caption.vocab={UNITS_K}", data=units_manifest)  # fmt: skip
+        chosen = max(VOCODER_FRAMES, key=lambda f: vocoder_val[f]["judge_accuracy"]) if both else ""
+        if both:
+            train_run("image-to-speech", "image-to-speech.toml", seed, from_classifier,
+                      f"model.init.vocoder.checkpoint={runs.dirs[f'vocoder-{chosen}']}", f"model.heads.vocoder.frames={chosen}",
+                      f"model.heads.vocoder.vocab={UNITS_K}", f"model.heads.caption.vocab={UNITS_K}", data=units_manifest)  # fmt: skip
 
         started = time.perf_counter()
         s2i_lines, s2i, s2i_checks = speech_to_image_report(runs, manifest, args.seed, args.results.parent,
                                                             steps=5 if args.quick else None)  # fmt: skip
-        i2s_lines, i2s, i2s_checks = image_to_speech_report(runs, units_manifest, units, vocoder_val, chosen, args.seed,
-                                                            args.results.parent)  # fmt: skip
+        i2s_lines, i2s, i2s_checks = (image_to_speech_report(runs, units_manifest, units, vocoder_val, chosen, args.seed,
+                                                             args.results.parent) if both
+                                      else (["Image -> speech was not run (`--direction speech-to-image`).", ""], {}, []))  # fmt: skip
         eval_seconds = time.perf_counter() - started
     except AvkitError as exc:
         print(f"translation: error: {exc}", file=sys.stderr)

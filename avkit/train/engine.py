@@ -316,7 +316,11 @@ class _Run:
             raise ConfigError(f"{path} was trained from other shards than {self.cfg.data.shards or 'none'} (their "
                               "shards.json differs); an exact resume needs the same ones")  # fmt: skip
         self.model.load_state_dict(ckpt.model_state())
-        self.optimizer.load_state_dict(unflatten_optimizer(ckpt.tensors_under("optim"), s["optimizer"]))
+        try:
+            self.optimizer.load_state_dict(unflatten_optimizer(ckpt.tensors_under("optim"), s["optimizer"]))
+        except ValueError as exc:  # the trainable parameters differ from the ones the run was saved with
+            raise ArtifactError(path, f"its optimizer state does not fit this model's trainable parameters ({exc}); "
+                                "avkit changed which parameters train since; start the run again") from None
         self.scheduler.load_state_dict(s["scheduler"])
         torch.set_rng_state(ckpt.tensors["rng/torch"])
         self.step, self.epoch, self.batch_in_epoch = s["step"], s["epoch"], s["batch_in_epoch"]
