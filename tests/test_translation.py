@@ -34,7 +34,7 @@ def test_deconv_renders_the_tower_size_and_refuses_other_sides_and_sampling_opti
     dec = IMAGE_DECODERS.create("deconv", cond_dim=8, size=16, width=4)
     cond = torch.nn.functional.normalize(torch.randn(3, 8), dim=-1)
     assert dec.generate(cond).shape == (3, 3, 16, 16)
-    terms = dec.losses(cond, torch.randn(3, 3, 16, 16), _features)
+    terms = dec.losses(cond, torch.randn(3, 3, 16, 16), _features, torch.randn(3, 3))
     assert set(terms) == set(dec.loss_terms) == {"l1", "feature"} and all(t.ndim == 0 for t in terms.values())
     with pytest.raises(ConfigError, match="4 · 2\\^k"):
         IMAGE_DECODERS.create("deconv", cond_dim=8, size=24)
@@ -54,7 +54,7 @@ def test_diffusion_samples_are_reproducible_by_seed_and_options_are_checked():
     assert unguided.shape == a.shape and not torch.equal(unguided, a)
     images = torch.randn(2, 3, 8, 8)
     assert torch.equal(dec.validation_error(cond, images), dec.validation_error(cond, images))  # fixed noise and t
-    assert set(dec.losses(cond, images, _features)) == {"mse"}
+    assert set(dec.losses(cond, images, _features, _features(images))) == {"mse"}
     with pytest.raises(ConfigError, match="sampling options"):
         dec.generate(cond, temperature=0.5)
     with pytest.raises(ConfigError, match="size 10 must divide by patch 2"):
@@ -67,7 +67,7 @@ def test_classifier_free_guidance_training_drops_the_condition_on_a_fraction_of_
                                 **{k: v for k, v in DIFFUSION.items() if k != "name"})  # fmt: skip
     seen = []
     monkeypatch.setattr(dec, "_denoise", lambda x, t, cond: seen.append(cond) or torch.zeros_like(x))
-    dec.losses(torch.ones(400, 4), torch.zeros(400, 3, 8, 8), _features)
+    dec.losses(torch.ones(400, 4), torch.zeros(400, 3, 8, 8), _features, torch.zeros(400, 3))
     dropped = float((seen[0].abs().sum(-1) == 0).float().mean())
     assert 0.4 < dropped < 0.6 and bool(((seen[0] == 1).all(-1) | (seen[0] == 0).all(-1)).all())
 
@@ -81,10 +81,10 @@ def test_the_weights_average_moves_only_in_training_and_is_what_samples_use():
         for p in dec.denoiser.parameters():
             p.add_(1.0)
     dec.eval()
-    dec.losses(cond, images, _features)
+    dec.losses(cond, images, _features, _features(images))
     assert all(torch.equal(a, p) for a, p in zip(averaged, dec.ema_denoiser.parameters(), strict=True))
     dec.train()
-    dec.losses(cond, images, _features)  # first update: decay min(0.5, 1/10), so 0.9 of the way to the weights
+    dec.losses(cond, images, _features, _features(images))  # first update: decay min(0.5, 1/10), so 0.9 of the way to the weights
     moved = [(p - a) for a, p in zip(averaged, dec.ema_denoiser.parameters(), strict=True)]
     assert int(dec.ema_updates) == 1 and all(torch.allclose(m, torch.full_like(m, 0.9)) for m in moved)
     assert "ema_denoiser.unet.conv_in.weight" in dec.state_dict()  # saved, so a resumed run keeps its average

@@ -4,7 +4,7 @@
     class MyDecoder(ImageDecoder):
         loss_terms = ("mse",)
         def __init__(self, cond_dim: int, size: int, channels: int = 3, ...) -> None: ...
-        def losses(self, cond, images, features) -> dict[str, Tensor]: ...
+        def losses(self, cond, images, features, embedding) -> dict[str, Tensor]: ...
         def generate(self, cond, generator=None, **options) -> Tensor: ...
         def validation_error(self, cond, images) -> Tensor: ...
 
@@ -32,8 +32,9 @@ class ImageDecoder(nn.Module):
 
     loss_terms: tuple[str, ...] = ()
 
-    def losses(self, cond: Tensor, images: Tensor, features: Callable[[Tensor], Tensor]) -> dict[str, Tensor]:
-        """Named loss terms of one batch. ``features``: images in [-1, 1] -> the frozen tower's pooled vectors ``(B, D')``."""
+    def losses(self, cond: Tensor, images: Tensor, features: Callable[[Tensor], Tensor], embedding: Tensor) -> dict[str, Tensor]:
+        """Named loss terms of one batch. ``features``: images in [-1, 1] -> the frozen tower's pooled vectors ``(B, D')``;
+        ``embedding``: those vectors of ``images`` themselves, as the tower already gave them."""
         raise NotImplementedError
 
     def generate(self, cond: Tensor, generator: torch.Generator | None = None, **options: Any) -> Tensor:

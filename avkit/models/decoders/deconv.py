@@ -56,11 +56,9 @@ class DeconvDecoder(ImageDecoder):
         x = self.project(cond).view(len(cond), self.start, 4, 4)
         return self.out(self.blocks(x))
 
-    def losses(self, cond: Tensor, images: Tensor, features: Callable[[Tensor], Tensor]) -> dict[str, Tensor]:
+    def losses(self, cond: Tensor, images: Tensor, features: Callable[[Tensor], Tensor], embedding: Tensor) -> dict[str, Tensor]:
         decoded = self(cond)
-        with torch.no_grad():
-            target = features(images)
-        return {"l1": F.l1_loss(decoded, images), "feature": normalized_l1(features(decoded), target)}
+        return {"l1": F.l1_loss(decoded, images), "feature": normalized_l1(features(decoded), embedding.detach())}
 
     def generate(self, cond: Tensor, generator: torch.Generator | None = None, **options: Any) -> Tensor:
         if options:

@@ -124,7 +124,7 @@ class DiffusionDecoder(ImageDecoder):
         target = self.noise.get_velocity(x0, eps, t) if self.noise.config.prediction_type == "v_prediction" else eps
         return self.noise.add_noise(x0, eps, t), t, target
 
-    def losses(self, cond: Tensor, images: Tensor, features: Callable[[Tensor], Tensor]) -> dict[str, Tensor]:
+    def losses(self, cond: Tensor, images: Tensor, features: Callable[[Tensor], Tensor], embedding: Tensor) -> dict[str, Tensor]:
         if self.ema > 0 and self.training:  # before this step's update: the average trails the weights by one step
             self._update_average()
         x_t, t, target = self._noised(images, None)

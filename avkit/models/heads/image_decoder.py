@@ -87,11 +87,12 @@ class ImageDecoderHead(Head):
         return F.normalize(embedding, dim=-1)
 
     def forward(self, outputs: Mapping[str, EncoderOutput], batch: Batch) -> dict[str, Tensor]:
-        cond = self.condition(outputs[self.tower].pooled)
+        embedding = outputs[self.tower].pooled
+        cond = self.condition(embedding)
         if self.training and self.condition_noise > 0:
             cond = self.condition(cond + self.condition_noise * torch.randn_like(cond))
         images = self.to_unit_range(batch.inputs[self.tower])
-        return self.decoder.losses(cond, images, lambda x: self._features(self.to_tower(x)).pooled)
+        return self.decoder.losses(cond, images, lambda x: self._features(self.to_tower(x)).pooled, embedding)
 
     def generate(self, embedding: Tensor, generator: torch.Generator | None = None, **options: Any) -> Tensor:
         """Images ``(B, 3, H, W)``, pixels in [0, 1], from embeddings ``(B, D)``."""
