@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from avkit.cli_matching import positive_int
@@ -72,6 +73,10 @@ def _image_to_speech(args: argparse.Namespace) -> int:
     model = load_model(args.checkpoint)
     decoding = {"beam": args.beam} if args.beam is not None else {}
     spoken = image_to_speech_files(model, [args.image], **decoding)[0]
+    if not spoken.units:
+        print(f"translate: the decoder emitted no units for {args.image} (the end token ranked first), so there is "
+              f"no speech to write; {args.out} was not written. Try another --beam.", file=sys.stderr)  # fmt: skip
+        return 1
     wav = spoken.waveform
     peak = float(wav.abs().max()) if len(wav) else 0.0
     save_audio(args.out, wav * (0.9 / peak) if peak > 0.9 else wav, spoken.sample_rate)  # Griffin-Lim may overshoot

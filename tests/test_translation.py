@@ -164,6 +164,9 @@ def test_translate_writes_the_picture_and_explains_bad_requests(speech_to_image_
         args = ["translate", "--checkpoint", str(speech_to_image_run), "--audio", str(wav), "--out", str(out), *extra]
         assert cli(args) == 2
         assert message in capsys.readouterr().err
+    image = sorted((small_digits / "images").glob("*.png"))[0]  # the other direction: this run cannot speak
+    assert cli(["translate", "--checkpoint", str(speech_to_image_run), "--image", str(image), "--out", str(tmp_path / "s.wav")]) == 2
+    assert "one caption head and one unit_vocoder head" in capsys.readouterr().err
 
 
 def test_a_model_without_a_voice_head_is_told_what_speech_to_image_needs(trained_run):

@@ -19,7 +19,7 @@ from avkit.models import load_model
 from avkit.models.sequence_decoder import ShowAttendTell
 from avkit.train import RunConfig, train
 from avkit.translation import SpeechUnits, image_to_speech_files, image_to_speech_heads
-from avkit.translation.units import collapse
+from avkit.translation.units import collapse, front_end_durations
 from tests.conftest import tiny_config
 
 
@@ -29,6 +29,10 @@ def test_edit_distance_and_collapse_on_hand_made_sequences():
     assert edit_distance([1, 2, 3], [1, 3]) == 1 and edit_distance([1, 2, 3], [3, 2, 1]) == 2
     assert collapse(torch.tensor([7, 7, 7, 2, 2, 7, 9])) == ([7, 2, 7, 9], [3, 2, 1, 1])
     assert collapse(torch.tensor([], dtype=torch.long)) == ([], [])
+    hop = {"sample_rate": 16000, "hop_length": 160}  # 100 front-end frames per second
+    assert front_end_durations([3, 1, 2], 100.0, hop, 16000) == [3, 1, 2]  # already front-end frames
+    # a map at 6.25 cells per second (stride 16): boundaries at cells 3 and 4 -> frames 48 and 64; the last runs to 101
+    assert front_end_durations([3, 1, 2], 6.25, hop, 16000) == [48, 16, 37]
 
 
 def _markov(decoder: ShowAttendTell, table: dict[int, dict[int, float]]):
@@ -180,6 +184,26 @@ def test_translate_an_image_into_speech_writes_the_sound_and_the_attention(image
                            (["--audio", str(image)], "one of them")):  # fmt: skip
         assert cli([*args, *extra]) == 2
         assert message in capsys.readouterr().err
+    wav = sorted((small_digits / "audio").glob("*.wav"))[0]  # the other direction: this run cannot draw
+    assert cli(["translate", "--checkpoint", str(image_to_speech_run), "--audio", str(wav), "--out", str(tmp_path / "p.png")]) == 2
+    assert "speech -> image needs one regress_embedding head" in capsys.readouterr().err
+
+
+def test_an_empty_unit_sequence_is_reported_and_no_sound_is_written(image_to_speech_run, small_digits, tmp_path, capsys, monkeypatch):
+    from avkit.models.heads.caption import CaptionHead
+    from avkit.models.sequence_decoder import Decoded
+
+    def ends_at_once(self, output, **options):  # beam search whose best hypothesis is the end token alone
+        return [Decoded([], torch.zeros(0, output.feature_map[0, 0].numel()), -0.1) for _ in range(len(output.feature_map))]
+
+    monkeypatch.setattr(CaptionHead, "decode", ends_at_once)
+    model = load_model(image_to_speech_run)
+    image = sorted((small_digits / "images").glob("*.png"))[0]
+    spoken = image_to_speech_files(model, [image])[0]
+    assert spoken.units == [] and len(spoken.waveform) == 0 and spoken.attention.shape[0] == 0
+    out = tmp_path / "silence.wav"
+    assert cli(["translate", "--checkpoint", str(image_to_speech_run), "--image", str(image), "--out", str(out)]) == 1
+    assert "emitted no units" in capsys.readouterr().err and not out.exists()
 
 
 def test_units_of_a_tower_need_that_run_and_k_must_fit_the_frames(small_digits, trained_run, tmp_path, capsys):
@@ -191,6 +215,8 @@ def test_units_of_a_tower_need_that_run_and_k_must_fit_the_frames(small_digits, 
     assert "load that run's model with them" in capsys.readouterr().err
     assert cli(["units", "encode", manifest, "--units", str(out), "--out", str(tmp_path / "m.jsonl"),
                 "--checkpoint", str(trained_run)]) == 0  # fmt: skip
+    lines = [json.loads(x) for x in (tmp_path / "m.jsonl").read_text().splitlines()]
+    assert all(sum(x["unit_durations"]) == 101 for x in lines)  # counted in front-end frames, as a vocoder needs
     assert cli(["units", "fit", manifest, "--out", str(tmp_path / "u.safetensors"), "--k", "100000"]) == 2
     assert "k must lie in [2," in capsys.readouterr().err
 

@@ -5,8 +5,13 @@
              z_t = σ(W_β h_{t-1}) · Σ_n α_tn v_n                   gated context
              h_t = LSTM([E y_{t-1}, z_t], h_{t-1})
              p(y_t) = softmax(W_o (E y_{t-1} + W_oh h_t + W_oz z_t))  the paper's deep output layer
-    training: teacher forcing; loss CE + λ Σ_n (1 − Σ_t α_tn)²  (the doubly stochastic regulariser)
+    training: teacher forcing; loss CE + λ mean_n (L/N − Σ_t α_tn)²  (the doubly stochastic regulariser)
     inference: beam search (width 1: greedy), length-normalised scores, every step's attention kept
+
+The regulariser asks that the L steps (tokens and end) spread their attention evenly
+over the N cells. Xu et al. write the target as 1, which fits L ≈ N; for any L the
+penalty ``Σ_n (1 − s_n)²`` with ``Σ_n s_n = L`` differs from ``Σ_n (L/N − s_n)²`` only by a
+constant, so the gradients agree, and with L/N the penalty reads 0 at an even spread.
 
 Token-agnostic: tokens are integers in ``[0, vocab)`` (speech units, word ids); the
 decoder adds its own begin and end tokens.
@@ -101,7 +106,8 @@ class ShowAttendTell(nn.Module):
         """``(cross-entropy per token, doubly stochastic attention penalty)`` of a batch."""
         logits, alphas = self(features, targets)
         ce = F.cross_entropy(logits.flatten(0, 1), self.targets_with_end(targets).flatten(), ignore_index=-1)
-        penalty = ((1 - alphas.sum(1)) ** 2).sum(1).mean()
+        steps = (targets >= 0).sum(1, keepdim=True) + 1  # tokens and end
+        penalty = ((steps / alphas.shape[-1] - alphas.sum(1)) ** 2).mean()
         return ce, penalty
 
     @torch.no_grad()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-MAX_POSITION = 32  # frames within a unit that get their own position embedding; later ones share the last
+MAX_POSITION = 64  # frames within a unit that get their own position embedding; later ones share the last
 
 
 def _convs(hidden: int, layers: int, kernel: int, dropout: float) -> nn.ModuleList:

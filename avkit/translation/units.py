@@ -5,6 +5,11 @@
     units.save("units.safetensors"); units = SpeechUnits.load("units.safetensors", model=m)
     sequence, durations = units.encode(wav)                 # [12, 40, 7, ...], frames per unit [3, 5, 2, ...]
 
+Durations are always counted in the log-mel front-end's frames (its hop), whatever the
+features: a unit of a tower's map, whose cells are coarser, lasts the front-end frames its
+cells span, and the last unit runs to the end of the clip, so a clip's durations add up to
+its front-end frames and a unit vocoder at that hop aligns with them.
+
 A unit file is an artifact (kind ``units``): the centroids, the per-dimension
 standardisation applied before clustering, and in its header the frame features'
 config (the log-mel settings, or the run, its fingerprint and the tower), so a
@@ -73,7 +78,7 @@ class SpeechUnits:
 
     @property
     def frames_per_second(self) -> float:
-        """Frame rate of the features (hence of unit durations)."""
+        """Frame rate of the features clustered (a tower's map may be coarser than the front-end's frames)."""
         return float(self.features["frames_per_second"])
 
     def pipeline(self) -> Pipeline:
@@ -95,8 +100,9 @@ class SpeechUnits:
         return torch.from_numpy(nearest[:, 0]).long()
 
     def encode(self, wav: Tensor) -> tuple[list[int], list[int]]:
-        """A whole clip ``(T,)`` -> (unit sequence, repeats collapsed; frames per unit)."""
-        return collapse(self.assign(self.frames(wav)))
+        """A whole clip ``(T,)`` -> (unit sequence, repeats collapsed; front-end frames per unit)."""
+        sequence, durations = collapse(self.assign(self.frames(wav)))
+        return sequence, front_end_durations(durations, self.frames_per_second, self.features["settings"], len(wav))
 
     def save(self, path: str | Path) -> None:
         header = {"k": self.k, "features": self.features, "fitted_on": self.fitted_on}
@@ -126,6 +132,22 @@ class SpeechUnits:
         if missing or len(t["centroids"]) != art.header["k"]:
             raise ArtifactError(art.path, f"is not a whole unit file: tensors {missing} missing, or not k = {art.header['k']} centroids")
         return cls(t["centroids"], t["mean"], t["std"], features, art.header.get("fitted_on", {}), model)
+
+
+def front_end_durations(durations: list[int], frames_per_second: float, settings: dict[str, Any], samples: int) -> list[int]:
+    """Durations in feature frames -> in the front-end's frames (``settings``' hop), for a clip of ``samples``.
+
+    Unit boundaries are rounded to the nearest front-end frame; the last unit runs to the clip's
+    last frame (``samples // hop + 1``, the centred STFT's count).
+    """
+    if not durations:
+        return []
+    hop_rate = settings["sample_rate"] / settings["hop_length"]
+    if abs(hop_rate - frames_per_second) < 1e-6:
+        return list(durations)
+    edges = [round(float(e) * hop_rate / frames_per_second) for e in np.cumsum(durations)[:-1]]
+    edges = [0, *edges, samples // settings["hop_length"] + 1]
+    return [max(b - a, 0) for a, b in zip(edges, edges[1:], strict=False)]
 
 
 def frame_pipeline(settings: dict[str, Any]) -> Pipeline:

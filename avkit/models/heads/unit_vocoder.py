@@ -6,7 +6,7 @@
 
 Trained on real speech with the unit sequences and durations ``avkit units encode``
 writes. The STFT has the audio tower's window, hop and FFT size, so unit durations,
-counted in the units' log-mel frames, count these frames too.
+counted in the front-end's frames at that hop, count these frames too.
 
     [towers.audio]
     preprocess = { seconds = 1.0 }
@@ -94,8 +94,8 @@ class UnitVocoderHead(Head):
         if bool(off.any()):
             i = int(off.nonzero()[0])
             raise ConfigError(f"unit_vocoder: item {batch.ids[i]!r}: its unit durations add up to {int(total[i])} frames, "
-                              f"but its clip has {int(valid[i])} at hop {self.spectrogram.hop_length}; the units must be "
-                              "log-mel units at this tower's hop, of whole clips (seconds = none for longer clips)")  # fmt: skip
+                              f"but its clip has {int(valid[i])} at hop {self.spectrogram.hop_length}; encode the units with "
+                              "this tower's front-end settings, of whole clips (seconds = none for longer clips)")  # fmt: skip
         return self.vocoder.losses(units, durations, target, valid)
 
     def forward(self, outputs: Mapping[str, EncoderOutput], batch: Batch) -> dict[str, Tensor]:
