@@ -29,7 +29,7 @@
    Show-Attend-Tell decoder from the frozen classifier's map to units
    (``image-to-speech.toml``, seeds 0, 1, 2). On test (unseen images): the audio judge's accuracy against the
    pictured digit and the unit edit distance to real utterances of that digit, for greedy
-   decoding and beams 3 and 5, beside a random training utterance and the units of the
+   decoding and beams 3 and 5 (their length penalty chosen on validation), beside a random training utterance and the units of the
    class-mean frames.
 
 Every run records its config, seed and commit in its run directory; this script writes
@@ -85,6 +85,7 @@ UNITS_K = 50
 VOCODER_FRAMES = ("linear", "mel")
 DECODINGS = {"greedy": 1, "beam 3": 3, "beam 5": 5}
 CAPTION_SEEDS = 3  # image -> units decoders trained, seeds 0, 1, 2
+LENGTH_PENALTIES = (0.0, 0.5, 1.0)  # the beams', tried on validation
 
 
 def pipeline_seconds(seconds: dict[str, float]) -> float:
@@ -337,26 +338,46 @@ def caption_runs(runs: Runs) -> list[str]:
     return [name for name in runs.dirs if name.startswith("image-to-speech")]
 
 
-def decode_test(model: AVModel, units_manifest: Path) -> tuple[dict[str, list[list[int]]], list[int], dict[int, tuple[torch.Tensor, Spoken]]]:
-    """Every test image decoded to units by each of ``DECODINGS``: ``(sequences by decoding, labels,
-    {digit: (its first image (H, W), beam 5's units and attention)})``."""
+def decode_split(model: AVModel, units_manifest: Path, split: str, decodings: dict[str, dict[str, float]]
+                 ) -> tuple[dict[str, list[list[int]]], list[int], dict[int, tuple[torch.Tensor, Spoken]]]:  # fmt: skip
+    """Every image of a split decoded to units by each of ``decodings`` (name -> ``beam``, ``length_penalty``):
+    ``(sequences by decoding, labels, {digit: (its first image (H, W), the widest beam's units and attention)})``."""
     caption, _ = image_to_speech_heads(model)
-    ds = ManifestDataset(units_manifest, {"image": model.pipelines()["image"]}, split="test", label_names=model.config.labels)
-    decoded: dict[str, list[list[int]]] = {name: [] for name in DECODINGS}
+    ds = ManifestDataset(units_manifest, {"image": model.pipelines()["image"]}, split=split, label_names=model.config.labels)
+    decoded: dict[str, list[list[int]]] = {name: [] for name in decodings}
+    widest = max(decodings, key=lambda name: decodings[name]["beam"])
     labels: list[int] = []
     examples: dict[int, tuple[torch.Tensor, Spoken]] = {}
-    for batch in progress(ordered_loader(ds, 64), desc="image -> units", unit="batch"):
+    for batch in progress(ordered_loader(ds, 64), desc=f"image -> units ({split})", unit="batch"):
         output = model.tower_output("image", batch)
-        for name, beam in DECODINGS.items():
-            for i, d in enumerate(caption.decode(output, beam=beam)):
+        for name, options in decodings.items():
+            for i, d in enumerate(caption.decode(output, **options)):
                 decoded[name].append(d.tokens)
                 label = int(batch.labels[i])
-                if beam == 5 and label not in examples:
+                if name == widest and label not in examples:
                     h, w = output.feature_map.shape[-2:]
                     image = to_unit_range(model, "image", batch.inputs["image"][i : i + 1])[0].mean(0)
                     examples[label] = (image, Spoken(d.tokens, d.attention.view(-1, h, w), torch.zeros(0), 16000))
         labels += batch.labels.tolist()
     return decoded, labels, examples
+
+
+def choose_length_penalty(runs: Runs, units_manifest: Path, vocoder, audio_judge: AVModel) -> tuple[float, dict]:  # noqa: ANN001
+    """The beams' length penalty: the one whose speech the audio judge reads best on validation,
+    over beams 3 and 5 and every caption seed. Returns it and the validation accuracies."""
+    candidates = {f"{name}, length penalty {a:g}": {"beam": beam, "length_penalty": a}
+                  for name, beam in DECODINGS.items() if beam > 1 for a in LENGTH_PENALTIES}  # fmt: skip
+    candidates["greedy"] = {"beam": 1}
+    scores: dict[str, list[float]] = {name: [] for name in candidates}
+    for run in caption_runs(runs):
+        decoded, labels, _ = decode_split(load_model(runs.dirs[run]), units_manifest, "val", candidates)
+        for name, sequences in decoded.items():
+            scores[name].append(speech_accuracy(audio_judge, [vocoder.speak(q) for q in sequences], torch.tensor(labels))[0])
+    val = {name: float(np.mean(v)) for name, v in scores.items()}
+    by_penalty = {a: np.mean([val[f"{n}, length penalty {a:g}"] for n, b in DECODINGS.items() if b > 1]) for a in LENGTH_PENALTIES}
+    chosen = max(LENGTH_PENALTIES, key=lambda a: (by_penalty[a], -a))
+    log.info("length penalty on validation: %s; chosen %g", val, chosen)
+    return chosen, val
 
 
 def image_to_speech_report(runs: Runs, units_manifest: Path, units: SpeechUnits, separation: dict[str, dict[str, float]],
@@ -372,10 +393,12 @@ def image_to_speech_report(runs: Runs, units_manifest: Path, units: SpeechUnits,
     references: dict[int, list[list[int]]] = {d: [] for d in range(10)}
     for label, seq, _ in test_units:
         references[int(label)].append(seq)
+    penalty, penalty_val = choose_length_penalty(runs, units_manifest, vocoder, audio_judge)
+    decodings = {name: {"beam": beam, "length_penalty": penalty} for name, beam in DECODINGS.items()}
     per_seed: dict[str, list[dict[str, float]]] = {name: [] for name in DECODINGS}
     examples: dict[int, tuple[torch.Tensor, Spoken]] = {}
     for run in caption_runs(runs):
-        decoded, labels, run_examples = decode_test(load_model(runs.dirs[run]), units_manifest)
+        decoded, labels, run_examples = decode_split(load_model(runs.dirs[run]), units_manifest, "test", decodings)
         examples = examples or run_examples  # the attention pictures: the first seed's
         y = torch.tensor(labels)
         for name, sequences in decoded.items():
@@ -445,6 +468,9 @@ def image_to_speech_report(runs: Runs, units_manifest: Path, units: SpeechUnits,
         *(f"| {f}{' ← chosen' if f == chosen and split == 'val' else ''} | {split} | {v['judge_accuracy']:.3f} | "
           f"{v['spectral_convergence']:.3f} | {v['oracle_spectral_convergence']:.3f} |"
           for split, scores in (("val", vocoder_val), ("test", vocoder_test)) for f, v in scores.items()),
+        "", f"The beams' length penalty (hypotheses ranked by log p / length^penalty) was chosen on validation by the "
+        f"audio judge, over beams 3 and 5 and the seeds: {penalty:g}. Validation accuracy, mean over seeds: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in penalty_val.items()) + ".",
         "", f"Test split, {len(labels)} images (unseen), their speech by the chosen ({chosen}) vocoder. The image -> units "
         f"decoder was trained with {len(per_seed['greedy'])} seeds: which decoding the judge prefers changes from one "
         "seed to the next, so each row gives the mean over seeds (lowest–highest):", "",
@@ -452,7 +478,7 @@ def image_to_speech_report(runs: Runs, units_manifest: Path, units: SpeechUnits,
         "| --- | --- | --- | --- |",
         *(f"| {k} | {_cell(v['judge_accuracy'])}{_range(v)} | {v['unit_distance']:.3f} | {v['units']:.1f} |"
           for k, v in table.items()),
-        "", "Empty sequences (an end token first; no speech, counted as misses): "
+        "", f"Empty sequences (an end token first; no speech, counted as misses), over the {len(per_seed['greedy'])} seeds: "
         + ", ".join(f"{k.split(', ')[1]} {v['empty']}" for k, v in table.items() if "empty" in v) + ".",
         "", "The unit edit distance is Levenshtein distance over the reference's length, averaged over the digit's "
         "real test utterances.", "",
@@ -468,12 +494,22 @@ def image_to_speech_report(runs: Runs, units_manifest: Path, units: SpeechUnits,
     for name in ("beam 3", "beam 5"):
         checks.append((f"{name} ({by_decoding[name]:.3f}) at least as good as greedy ({by_decoding['greedy']:.3f}), "
                        "means over seeds", by_decoding[name] >= by_decoding["greedy"]))  # fmt: skip
-    data = {"judge": judge_real, "unit_separation": separation, "vocoder_val": vocoder_val, "vocoder_test": vocoder_test, "chosen_vocoder": chosen,
+    data = {"judge": judge_real, "unit_separation": separation, "length_penalty": penalty, "length_penalty_val": penalty_val, "vocoder_val": vocoder_val, "vocoder_test": vocoder_test, "chosen_vocoder": chosen,
             "test": table, "units": {"k": units.k, **units.fitted_on}}  # fmt: skip
     return lines, data, checks
 
 
 DIRECTIONS = ("speech-to-image", "image-to-speech")
+
+
+def read_previous(path: Path) -> dict:
+    """The last ``results.json``, whose blocks a one-direction run keeps ({} if there is none)."""
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AvkitError(f"{path} is not readable JSON ({exc}); move it away to start the results afresh") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -490,9 +526,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     judged = DIRECTIONS if args.direction == "both" else (args.direction,)
     results_file = args.out / "results.json"
-    previous = json.loads(results_file.read_text()) if results_file.is_file() else {}
-    blocks: dict[str, dict] = {d: previous[d] for d in DIRECTIONS if d in previous and d not in judged}
     try:
+        previous = read_previous(results_file)
+        blocks: dict[str, dict] = {d: previous[d] for d in DIRECTIONS if d in previous and d not in judged}
         manifest = args.data / "manifest.jsonl"
         if not manifest.is_file():
             build_digits(args.data, DigitsConfig(seed=args.seed), show_progress=True)
@@ -560,7 +596,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     ordered = [blocks[d] for d in DIRECTIONS if d in blocks]
-    kept = [f"{d} (commit {blocks[d]['commit'][:7]})" for d in DIRECTIONS if d in blocks and d not in judged]
+    kept = [f"{d} (commit {(blocks[d]['commit'] or 'unknown')[:7]})" for d in DIRECTIONS if d in blocks and d not in judged]
     lines = ["## Cross-modal translation on AV-digits", "",
              "Judges were trained on real training data only, with their own architectures and seeds. Produced by "
              "`python experiments/translation.py`" + (" — **quick smoke run: not the reported numbers.**" if args.quick else ".")

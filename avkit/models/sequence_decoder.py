@@ -9,9 +9,10 @@
     inference: beam search (width 1: greedy), length-normalised scores, every step's attention kept
 
 The regulariser asks that the L steps (tokens and end) spread their attention evenly
-over the N cells. Xu et al. write the target as 1, which fits L ≈ N; for any L the
-penalty ``Σ_n (1 − s_n)²`` with ``Σ_n s_n = L`` differs from ``Σ_n (L/N − s_n)²`` only by a
-constant, so the gradients agree, and with L/N the penalty reads 0 at an even spread.
+over the N cells. Xu et al. write ``Σ_n (1 − s_n)²``, which fits L ≈ N; since ``Σ_n s_n = L``,
+it equals ``Σ_n (L/N − s_n)²`` plus a constant, so the target L/N changes no gradient and
+reads 0 at an even spread. Here it is averaged over the cells rather than summed: a
+weight λ here is λ/N in Xu et al.'s form.
 
 Token-agnostic: tokens are integers in ``[0, vocab)`` (speech units, word ids); the
 decoder adds its own begin and end tokens.
