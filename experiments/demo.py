@@ -6,7 +6,8 @@ Steps: build AV-digits (speech + handwritten digits) -> check it -> build
 localization scenes -> check them -> cache log-mel features -> plots ->
 train a quick contrastive audio<->image model -> index the test split both
 ways -> example queries with galleries -> a quick localization model on the
-scenes, scored on their test split -> ``runs/demo/report.md``. The resolved config, seed and environment are
+scenes, scored on their test split -> quick translation models, one example each
+way (speech -> image, image -> speech) -> ``runs/demo/report.md``. The resolved config, seed and environment are
 written to ``runs/demo/config.json``. A dataset already built with the same
 config is reused.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,7 +30,7 @@ import matplotlib.patches as mpatches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from avkit.audio.io import load_audio  # noqa: E402
+from avkit.audio.io import load_audio, save_audio  # noqa: E402
 from avkit.audio.plot import plot_three_views, save_figure  # noqa: E402
 from avkit.config import load_config, to_dict  # noqa: E402
 from avkit.data.check import CheckReport, check_manifest  # noqa: E402
@@ -46,6 +48,14 @@ from avkit.provenance import environment_info  # noqa: E402
 from avkit.retrieval import build_index, embed_manifest, open_index, search_files  # noqa: E402
 from avkit.retrieval.gallery import plot_gallery  # noqa: E402
 from avkit.train import RunResult, load_run_config, train_or_reuse  # noqa: E402
+from avkit.translation import (  # noqa: E402
+    SpeechUnits,
+    encode_manifest,
+    fit_units,
+    image_to_speech_files,
+    speech_to_image_files,
+)
+from avkit.translation.plots import save_attention, shown_image  # noqa: E402
 from avkit.vision.io import load_image  # noqa: E402
 
 log = logging.getLogger("demo")
@@ -72,6 +82,21 @@ class LocalizationDemoConfig:
 
 
 @dataclass
+class TranslationDemoConfig:
+    """Quick translation models (the deconv decoder; units of the voice encoder's map; a unit vocoder),
+    one example each way. The full recipe, with the diffusion decoder and judges, is experiments/translation.py."""
+
+    configs: str = str(Path(__file__).parent / "configs")
+    classifier_epochs: int = 4
+    decoder_epochs: int = 6
+    voice_epochs: int = 6
+    units: int = 50  # k
+    vocoder_epochs: int = 5
+    vocoder_frames: str = "mel"  # experiments/translation.py measures mel against linear
+    caption_epochs: int = 10
+
+
+@dataclass
 class DemoConfig:
     """The demo's settings; ``seed`` is passed down to every builder."""
 
@@ -80,6 +105,7 @@ class DemoConfig:
     scenes: ScenesConfig = field(default_factory=ScenesConfig)
     matching: MatchingConfig = field(default_factory=lambda: MatchingConfig())
     localization: LocalizationDemoConfig = field(default_factory=lambda: LocalizationDemoConfig())
+    translation: TranslationDemoConfig = field(default_factory=lambda: TranslationDemoConfig())
 
 
 def build_or_reuse(out: Path, config: dict, build) -> tuple[Path, bool]:  # noqa: ANN001
@@ -149,10 +175,17 @@ def check_table(name: str, report: CheckReport) -> list[str]:
     return rows + [""]
 
 
-def train_step(what: str, config: str, overrides: list[str], timings: dict[str, float]) -> RunResult:
-    """Train (or reuse) the run ``config`` with ``overrides``; its time goes to ``timings["train WHAT"]``."""
+def train_step(what: str, config: str, overrides: list[str], timings: dict[str, float],
+               drop_heads: tuple[str, ...] = ()) -> RunResult:  # fmt: skip
+    """Train (or reuse) the run ``config`` with ``overrides`` (and without ``drop_heads`` and their inits);
+    its time goes to ``timings["train WHAT"]``."""
     t = time.perf_counter()
-    result, reused = train_or_reuse(load_run_config(config, overrides), show_progress=True)
+    run_config = load_run_config(config, overrides)
+    for name in drop_heads:  # the head, and every init that fills it
+        run_config.model.heads.pop(name)
+        for init in [k for k, v in run_config.model.init.items() if any(t == f"heads.{name}" or t.startswith(f"heads.{name}.") for t in v.parts)]:
+            run_config.model.init.pop(init)
+    result, reused = train_or_reuse(run_config, show_progress=True)
     timings[f"train {what}" + (" (reused)" if reused else "")] = time.perf_counter() - t
     return result
 
@@ -224,6 +257,94 @@ def localization_section(cfg: LocalizationDemoConfig, seed: int, manifest: Path,
         "The best and the worst test scenes (heat map of the spoken digit; green: its box):", "",
         "![localization cases](plots/localization-cases.png)", "",
     ]
+
+
+def translation_section(cfg: TranslationDemoConfig, seed: int, manifest: Path, out: Path,
+                        timings: dict[str, float]) -> list[str]:  # fmt: skip
+    """Train quick translation models on AV-digits; translate test items both ways; report with links."""
+    configs, root = Path(cfg.configs), out / "translation"
+    common = [f"data.manifest={manifest}", f"seed={seed}"]
+    classifier = train_step("image classifier", str(configs / "teacher.toml"), [
+        *common, f"out={root / 'classifier'}", f"optim.epochs={cfg.classifier_epochs}"], timings).run_dir  # fmt: skip
+    from_classifier = f"model.init.classifier.checkpoint={classifier}"
+    decoder = train_step("deconv image decoder", str(configs / "image-decoder.toml"), [
+        *common, f"out={root / 'decoder'}", f"optim.epochs={cfg.decoder_epochs}", from_classifier], timings).run_dir  # fmt: skip
+    voice = train_step("voice encoder (speech -> image)", str(configs / "speech-to-image.toml"), [
+        *common, f"out={root / 'speech-to-image'}", f"optim.epochs={cfg.voice_epochs}", from_classifier,
+        f"model.init.deconv.checkpoint={decoder}"], timings, drop_heads=("diffusion",)).run_dir  # fmt: skip
+
+    t = time.perf_counter()
+    voice_model = load_model(voice)
+    units_file, units_manifest = root / "units.safetensors", root / "units.jsonl"
+    try:  # units fitted on this very voice encoder, with this k, are reused
+        units = SpeechUnits.load(units_file, model=voice_model)
+        if units.k != cfg.units:
+            raise AvkitError(f"{units_file} has {units.k} units, not {cfg.units}")
+    except AvkitError as exc:
+        log.info("fitting speech units (%s)", exc if units_file.exists() else "none yet")
+        units = fit_units(manifest, cfg.units, model=voice_model, tower="audio", checkpoint=str(voice), seed=seed,
+                          show_progress=True)  # fmt: skip
+        units.save(units_file)
+        units_manifest.unlink(missing_ok=True)
+        for stale in ("vocoder", "image-to-speech"):  # trained on the old units: train them again
+            shutil.rmtree(root / stale, ignore_errors=True)
+    if not units_manifest.is_file():
+        encode_manifest(units, manifest, units_manifest, show_progress=True)
+    timings["speech units (fit + encode)"] = time.perf_counter() - t
+    units_args = [f"data.manifest={units_manifest}", f"seed={seed}", f"model.heads.vocoder.vocab={cfg.units}",
+                  f"model.heads.vocoder.frames={cfg.vocoder_frames}"]  # fmt: skip
+    vocoder = train_step("unit vocoder", str(configs / "unit-vocoder.toml"), [
+        *units_args, f"out={root / 'vocoder'}", f"optim.epochs={cfg.vocoder_epochs}"], timings).run_dir  # fmt: skip
+    speaker = train_step("image -> units (Show-Attend-Tell)", str(configs / "image-to-speech.toml"), [
+        *units_args, f"out={root / 'image-to-speech'}", f"optim.epochs={cfg.caption_epochs}", from_classifier,
+        f"model.init.vocoder.checkpoint={vocoder}", f"model.heads.caption.vocab={cfg.units}"], timings).run_dir  # fmt: skip
+
+    t = time.perf_counter()  # one test item per digit, each way
+    digits = read_manifest(manifest)
+    picks = {}
+    for rec in digits.split("test"):
+        picks.setdefault(rec.label, rec)
+    picks = [picks[label] for label in sorted(picks, key=int)]
+    images = speech_to_image_files(voice_model, [digits.resolve(r, "audio") for r in picks], "deconv", seed)
+    fig, axes = plt.subplots(2, len(picks), figsize=(1.3 * len(picks), 3))
+    for col, (rec, image) in enumerate(zip(picks, images, strict=True)):
+        axes[0, col].imshow(load_image(digits.resolve(rec, "image")).permute(1, 2, 0).numpy())
+        axes[1, col].imshow(image.permute(1, 2, 0).numpy())
+        axes[0, col].set_title(f"said {rec.label}", fontsize=8)
+        for ax in axes[:, col]:
+            ax.set_xticks([]), ax.set_yticks([])
+    axes[0, 0].set_ylabel("paired\nimage", fontsize=8)
+    axes[1, 0].set_ylabel("from the\nsound", fontsize=8)
+    save_figure(fig, out / "plots" / "translation-speech-to-image.png")
+    sounds = " · ".join(f"[{r.label}]({Path(digits.resolve(r, 'audio')).resolve().relative_to(out.resolve())})" for r in picks)
+
+    speaking = load_model(speaker)
+    rec = picks[3 % len(picks)]
+    spoken = image_to_speech_files(speaking, [digits.resolve(rec, "image")])[0]
+    if spoken.units:
+        wav_path = root / f"speech-from-image-{rec.id}.wav"
+        peak = float(spoken.waveform.abs().max())
+        save_audio(wav_path, spoken.waveform * (0.9 / peak) if peak > 0.9 else spoken.waveform, spoken.sample_rate)
+        said = (f"became the units {' '.join(map(str, spoken.units))}: [listen]({wav_path.relative_to(out)}) "
+                f"({len(spoken.waveform) / spoken.sample_rate:.2f} s)")
+        save_attention(out / "plots" / "translation-attention.png", [shown_image(speaking, digits.resolve(rec, "image"))],
+                       [spoken], [f"test image of a {rec.label}"])  # fmt: skip
+    else:
+        said = "became no units at all (the end token ranked first), so there is no speech"
+    timings["translation examples"] = time.perf_counter() - t
+    return [
+        "## Translation: a sound becomes a picture, a picture becomes speech", "",
+        f"Quick models (docs/translation.md; the full recipe with the diffusion decoder and independent judges is "
+        f"`experiments/translation.py`). **Speech -> image**: a voice encoder trained {cfg.voice_epochs} epochs to "
+        "regress a frozen digit classifier's image embedding of its paired picture; the deconv decoder, trained on "
+        "images alone, draws the prediction. One test sound per digit (unseen voices); listen to them: " + sounds, "",
+        "![speech to image](plots/translation-speech-to-image.png)", "",
+        f"**Image -> speech**: {units.k} speech units (k-means over the voice encoder's temporal map), a Show-Attend-Tell "
+        f"decoder from the image to units, and a unit vocoder with Griffin-Lim. A test image of a {rec.label} (unseen) "
+        f"{said}.", "",
+        *(["Where the decoder looked for each unit:", "", "![attention per unit](plots/translation-attention.png)", ""]
+          if spoken.units else []),
+    ]  # fmt: skip
 
 
 def run(cfg: DemoConfig, out: Path) -> Path:
@@ -302,6 +423,7 @@ def run(cfg: DemoConfig, out: Path) -> Path:
         "![scenes](plots/scenes.png)", "",
         *matching_section(cfg.matching, cfg.seed, digits_manifest, features_path, out, timings),
         *localization_section(cfg.localization, cfg.seed, scenes_manifest, out / "contrastive", out, timings),
+        *translation_section(cfg.translation, cfg.seed, digits_manifest, out, timings),
         "## Timings", "", "| step | seconds |", "| --- | --- |",
         *[f"| {k} | {v:.1f} |" for k, v in timings.items()], "",
     ]  # fmt: skip

@@ -472,8 +472,8 @@ def image_to_speech_report(runs: Runs, units_manifest: Path, units: SpeechUnits,
         f"audio judge, over beams 3 and 5 and the seeds: {penalty:g}. Validation accuracy, mean over seeds: "
         + ", ".join(f"{k} {v:.3f}" for k, v in penalty_val.items()) + ".",
         "", f"Test split, {len(labels)} images (unseen), their speech by the chosen ({chosen}) vocoder. The image -> units "
-        f"decoder was trained with {len(per_seed['greedy'])} seeds: which decoding the judge prefers changes from one "
-        "seed to the next, so each row gives the mean over seeds (lowest–highest):", "",
+        f"decoder was trained with {len(per_seed['greedy'])} seeds; each of its rows gives the mean over seeds "
+        "(lowest–highest):", "",
         "| speech | audio judge reads the pictured digit | unit edit distance to real utterances of that digit | units |",
         "| --- | --- | --- | --- |",
         *(f"| {k} | {_cell(v['judge_accuracy'])}{_range(v)} | {v['unit_distance']:.3f} | {v['units']:.1f} |"

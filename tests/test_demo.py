@@ -9,7 +9,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_MODEL = ["--set", "matching.epochs=1", "--set", "matching.queries=1", "--set", "localization.epochs=1",
-               "--set", "localization.cases=2"]
+               "--set", "localization.cases=2", *(f"--set=translation.{k}=1" for k in (
+                   "classifier_epochs", "decoder_epochs", "voice_epochs", "vocoder_epochs", "caption_epochs")),
+               "--set", "translation.units=8"]  # fmt: skip
 
 
 def test_demo_writes_report_plots_and_config(tmp_path):
@@ -37,6 +39,13 @@ def test_demo_writes_report_plots_and_config(tmp_path):
     # localization: the protocol's table and the best and worst scenes
     assert "## Localization" in report and "| visual only |" in report
     assert (out / "plots" / "localization-cases.png").stat().st_size > 10_000
+    # translation: one example each way, the sounds and the speech linked
+    assert "## Translation" in report and "plots/translation-speech-to-image.png" in report
+    assert (out / "plots" / "translation-speech-to-image.png").stat().st_size > 10_000
+    links = [line.split("[listen](")[1].split(")")[0] for line in report.splitlines() if "[listen](" in line]
+    assert all((out / link).is_file() for link in links), links
+    assert links or "became no units at all" in report  # a 1-epoch decoder may end at once; the report says so
+    assert "](data/digits/audio/" in report  # the input sounds, linked
     # A second run reuses the data and the model built with the same config.
     proc = subprocess.run(
         [sys.executable, str(ROOT / "experiments" / "demo.py"), "--out", str(out), "--set", "digits.size=small",
@@ -47,6 +56,7 @@ def test_demo_writes_report_plots_and_config(tmp_path):
     again = (out / "report.md").read_text()
     assert "build AV-digits (reused)" in again and "train contrastive model (reused)" in again
     assert "train localization model (reused)" in again
+    assert "train voice encoder (speech -> image) (reused)" in again and "train unit vocoder (reused)" in again
 
 
 def test_demo_bad_config_is_one_line_error(tmp_path):
