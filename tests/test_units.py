@@ -33,6 +33,7 @@ def test_edit_distance_and_collapse_on_hand_made_sequences():
     assert front_end_durations([3, 1, 2], 100.0, hop, 16000) == [3, 1, 2]  # already front-end frames
     # a map at 6.25 cells per second (stride 16): boundaries at cells 3 and 4 -> frames 48 and 64; the last runs to 101
     assert front_end_durations([3, 1, 2], 6.25, hop, 16000) == [48, 16, 37]
+    assert front_end_durations([6, 1], 6.25, hop, 8000) == [51, 0]  # a map padded past a half-second clip
 
 
 def _markov(decoder: ShowAttendTell, table: dict[int, dict[int, float]]):

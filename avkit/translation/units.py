@@ -100,9 +100,14 @@ class SpeechUnits:
         return torch.from_numpy(nearest[:, 0]).long()
 
     def encode(self, wav: Tensor) -> tuple[list[int], list[int]]:
-        """A whole clip ``(T,)`` -> (unit sequence, repeats collapsed; front-end frames per unit)."""
+        """A whole clip ``(T,)`` -> (unit sequence, repeats collapsed; front-end frames per unit).
+
+        A unit whose cells lie past the clip's last front-end frame (a padded map) lasts no frame and is dropped.
+        """
         sequence, durations = collapse(self.assign(self.frames(wav)))
-        return sequence, front_end_durations(durations, self.frames_per_second, self.features["settings"], len(wav))
+        durations = front_end_durations(durations, self.frames_per_second, self.features["settings"], len(wav))
+        kept = [(u, d) for u, d in zip(sequence, durations, strict=True) if d > 0]
+        return [u for u, _ in kept], [d for _, d in kept]
 
     def save(self, path: str | Path) -> None:
         header = {"k": self.k, "features": self.features, "fitted_on": self.fitted_on}
@@ -137,17 +142,19 @@ class SpeechUnits:
 def front_end_durations(durations: list[int], frames_per_second: float, settings: dict[str, Any], samples: int) -> list[int]:
     """Durations in feature frames -> in the front-end's frames (``settings``' hop), for a clip of ``samples``.
 
-    Unit boundaries are rounded to the nearest front-end frame; the last unit runs to the clip's
-    last frame (``samples // hop + 1``, the centred STFT's count).
+    Unit boundaries are rounded to the nearest front-end frame and kept inside the clip; the last
+    unit runs to the clip's last frame (``samples // hop + 1``, the centred STFT's count). A unit
+    wholly past it gets 0 frames.
     """
     if not durations:
         return []
     hop_rate = settings["sample_rate"] / settings["hop_length"]
     if abs(hop_rate - frames_per_second) < 1e-6:
         return list(durations)
-    edges = [round(float(e) * hop_rate / frames_per_second) for e in np.cumsum(durations)[:-1]]
-    edges = [0, *edges, samples // settings["hop_length"] + 1]
-    return [max(b - a, 0) for a, b in zip(edges, edges[1:], strict=False)]
+    last = samples // settings["hop_length"] + 1
+    edges = [min(round(float(e) * hop_rate / frames_per_second), last) for e in np.cumsum(durations)[:-1]]
+    edges = [0, *edges, last]
+    return [b - a for a, b in zip(edges, edges[1:], strict=False)]
 
 
 def frame_pipeline(settings: dict[str, Any]) -> Pipeline:
