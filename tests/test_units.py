@@ -240,6 +240,11 @@ def test_token_fields_that_are_not_integer_lists_or_do_not_fit_the_clip_are_refu
         "heads": {"vocoder": {"kind": "unit_vocoder", "vocab": 12, "hidden": 8, "layers": 1}}})  # fmt: skip
     with pytest.raises(ConfigError, match="unit durations add up to .* frames, but its clip has 101 at hop 160"):
         train(from_dict(RunConfig, cfg))
+    cfg = tiny_config(unit_manifest, tmp_path / "run-k", model={  # a head for fewer units than the file's k = 12
+        "towers": {"audio": {"encoder": {"name": "logmel_cnn", "width": 4}}},
+        "heads": {"vocoder": {"kind": "unit_vocoder", "vocab": 4, "hidden": 8, "layers": 1}}})  # fmt: skip
+    with pytest.raises(ConfigError, match="field 'units' holds token .*, but vocab is 4; set the head's vocab to the units' k"):
+        train(from_dict(RunConfig, cfg))
 
 
 def test_a_teacher_classifier_left_out_of_the_init_is_refused(image_to_speech_run):
