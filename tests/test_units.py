@@ -34,6 +34,11 @@ def test_edit_distance_and_collapse_on_hand_made_sequences():
     # a map at 6.25 cells per second (stride 16): boundaries at cells 3 and 4 -> frames 48 and 64; the last runs to 101
     assert front_end_durations([3, 1, 2], 6.25, hop, 16000) == [48, 16, 37]
     assert front_end_durations([6, 1], 6.25, hop, 8000) == [51, 0]  # a map padded past a half-second clip
+    units = SpeechUnits(torch.zeros(3, 2), torch.zeros(2), torch.ones(2), {"kind": "tower", "settings": hop,
+                        "frames_per_second": 6.25})  # fmt: skip
+    units.frames = lambda wav: torch.zeros(6, 2)  # six map cells ...
+    units.assign = lambda frames: torch.tensor([1, 1, 1, 2, 0, 0])
+    assert units.encode(torch.zeros(4000)) == ([1], [26])  # ... of which a quarter-second clip fills under two
 
 
 def _markov(decoder: ShowAttendTell, table: dict[int, dict[int, float]]):

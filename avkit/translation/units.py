@@ -102,12 +102,19 @@ class SpeechUnits:
     def encode(self, wav: Tensor) -> tuple[list[int], list[int]]:
         """A whole clip ``(T,)`` -> (unit sequence, repeats collapsed; front-end frames per unit).
 
-        A unit whose cells lie past the clip's last front-end frame (a padded map) lasts no frame and is dropped.
+        A unit that lasts no front-end frame (cells past the clip's end, in a padded map) is dropped,
+        and neighbours it separated, if equal, merge.
         """
         sequence, durations = collapse(self.assign(self.frames(wav)))
         durations = front_end_durations(durations, self.frames_per_second, self.features["settings"], len(wav))
-        kept = [(u, d) for u, d in zip(sequence, durations, strict=True) if d > 0]
-        return [u for u, _ in kept], [d for _, d in kept]
+        units, frames = [], []
+        for unit, d in zip(sequence, durations, strict=True):
+            if d > 0 and units and units[-1] == unit:
+                frames[-1] += d
+            elif d > 0:
+                units.append(unit)
+                frames.append(d)
+        return units, frames
 
     def save(self, path: str | Path) -> None:
         header = {"k": self.k, "features": self.features, "fitted_on": self.fitted_on}
