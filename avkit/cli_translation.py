@@ -58,10 +58,10 @@ def _speech_to_image(args: argparse.Namespace) -> int:
 
 
 def _image_to_speech(args: argparse.Namespace) -> int:
-    from avkit.audio.io import WRITE_FORMATS, save_audio
+    from avkit.audio.io import WRITE_FORMATS
     from avkit.errors import ConfigError
     from avkit.models import load_model
-    from avkit.translation import image_to_speech_files
+    from avkit.translation import image_to_speech_files, save_speech
 
     if args.out.suffix.lower() not in WRITE_FORMATS:
         raise ConfigError(f"--out {args.out}: an audio file ({', '.join(sorted(WRITE_FORMATS))}), not {args.out.suffix or 'no suffix'!r}")
@@ -77,11 +77,9 @@ def _image_to_speech(args: argparse.Namespace) -> int:
         print(f"translate: the decoder emitted no units for {args.image} (the end token ranked first), so there is "
               f"no speech to write; {args.out} was not written. Try another --beam.", file=sys.stderr)  # fmt: skip
         return 1
-    wav = spoken.waveform
-    peak = float(wav.abs().max()) if len(wav) else 0.0
-    save_audio(args.out, wav * (0.9 / peak) if peak > 0.9 else wav, spoken.sample_rate)  # Griffin-Lim may overshoot
+    save_speech(args.out, spoken)
     print(f"units: {' '.join(map(str, spoken.units))}")
-    print(f"wrote {args.out}: {len(wav) / spoken.sample_rate:.2f} s from {len(spoken.units)} units")
+    print(f"wrote {args.out}: {len(spoken.waveform) / spoken.sample_rate:.2f} s from {len(spoken.units)} units")
     if args.attention is not None:
         from avkit.translation.plots import save_attention, shown_image
 

@@ -30,7 +30,7 @@ import matplotlib.patches as mpatches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from avkit.audio.io import load_audio, save_audio  # noqa: E402
+from avkit.audio.io import load_audio  # noqa: E402
 from avkit.audio.plot import plot_three_views, save_figure  # noqa: E402
 from avkit.config import load_config, to_dict  # noqa: E402
 from avkit.data.check import CheckReport, check_manifest  # noqa: E402
@@ -53,6 +53,7 @@ from avkit.translation import (  # noqa: E402
     encode_manifest,
     fit_units,
     image_to_speech_files,
+    save_speech,
     speech_to_image_files,
 )
 from avkit.translation.plots import save_attention, shown_image  # noqa: E402
@@ -323,8 +324,7 @@ def translation_section(cfg: TranslationDemoConfig, seed: int, manifest: Path, o
     spoken = image_to_speech_files(speaking, [digits.resolve(rec, "image")])[0]
     if spoken.units:
         wav_path = root / f"speech-from-image-{rec.id}.wav"
-        peak = float(spoken.waveform.abs().max())
-        save_audio(wav_path, spoken.waveform * (0.9 / peak) if peak > 0.9 else spoken.waveform, spoken.sample_rate)
+        save_speech(wav_path, spoken)
         said = (f"became the units {' '.join(map(str, spoken.units))}: [listen]({wav_path.relative_to(out)}) "
                 f"({len(spoken.waveform) / spoken.sample_rate:.2f} s)")
         save_attention(out / "plots" / "translation-attention.png", [shown_image(speaking, digits.resolve(rec, "image"))],

@@ -52,7 +52,7 @@ import torch
 
 from avkit.data.dataset import ManifestDataset, map_batches, ordered_loader
 from avkit.data.digits import DigitsConfig, build_digits
-from avkit.data.manifest import read_manifest
+from avkit.data.manifest import Manifest, read_manifest
 from avkit.errors import AvkitError
 from avkit.evaluation.generation import accuracy, frechet_distance
 from avkit.evaluation.sequences import edit_distance
@@ -300,10 +300,9 @@ def spectral_convergence(reference: torch.Tensor, estimate: torch.Tensor) -> flo
     return float((reference[..., :t] - estimate[..., :t]).norm() / reference[..., :t].norm())
 
 
-def unit_records(units_manifest: Path, split: str) -> list[tuple[str, list[int], list[int]]]:
-    """``(label, units, durations)`` of a split's lines of a units manifest."""
-    return [(r.label, r.extra["units"], r.extra["unit_durations"]) for r in read_manifest(units_manifest).split(split)
-            if "units" in r.extra]  # fmt: skip
+def unit_records(lines: Manifest, split: str) -> list[tuple[str, list[int], list[int]]]:
+    """``(label, units, durations)`` of a split's lines of a units manifest that have units."""
+    return [(r.label, r.extra["units"], r.extra["unit_durations"]) for r in lines.split(split) if "units" in r.extra]
 
 
 @torch.no_grad()
@@ -389,7 +388,8 @@ def image_to_speech_report(runs: Runs, units_manifest: Path, units: SpeechUnits,
     _, vocoder = image_to_speech_heads(model)
     vocoder_test = {f: vocoder_scores(load_model(runs.dirs[f"vocoder-{f}"]), units_manifest, "test", audio_judge)
                     for f in VOCODER_FRAMES}  # fmt: skip
-    test_units = unit_records(units_manifest, "test")
+    lines_read = read_manifest(units_manifest)
+    test_units = unit_records(lines_read, "test")
     references: dict[int, list[list[int]]] = {d: [] for d in range(10)}
     for label, seq, _ in test_units:
         references[int(label)].append(seq)
@@ -415,8 +415,8 @@ def image_to_speech_report(runs: Runs, units_manifest: Path, units: SpeechUnits,
             "empty": sum(r["empty"] for r in rows), "per_seed": rows,
             **{k: float(np.mean([r[k] for r in rows])) for k in ("unit_distance", "units")}}  # fmt: skip
     # baselines: a random training utterance (its real audio and units); the units of the class-mean frames
-    train = unit_records(units_manifest, "train")
-    train_records = read_manifest(units_manifest).split("train")
+    train = unit_records(lines_read, "train")
+    train_records = [r for r in lines_read.split("train") if "units" in r.extra]  # aligned with ``train``
     rng = torch.Generator().manual_seed(seed)
     pick = torch.randint(len(train), (len(labels),), generator=rng).tolist()
     audio_pipe = model.pipelines()["audio"]
@@ -443,9 +443,9 @@ def image_to_speech_report(runs: Runs, units_manifest: Path, units: SpeechUnits,
     chosen_examples = [examples[d] for d in sorted(examples)[:6]]
     figure = save_attention(results_dir / "translation_image_to_speech.png", [e[0] for e in chosen_examples],
                             [e[1] for e in chosen_examples], [f"digit {d}" for d in sorted(examples)[:6]])  # fmt: skip
-    judge_real = accuracy(judge_speech(audio_judge, [audio_pipe.load_tensor(r.paths["audio"])
-                                                     for r in read_manifest(units_manifest).split("test")]),
-                          torch.tensor([int(r.label) for r in read_manifest(units_manifest).split("test")]))  # fmt: skip
+    test_records = lines_read.split("test")
+    judge_real = accuracy(judge_speech(audio_judge, [audio_pipe.load_tensor(r.paths["audio"]) for r in test_records]),
+                          torch.tensor([int(r.label) for r in test_records]))  # fmt: skip
     lines = [
         "### Image -> speech through discrete units (Hsu et al. 2021, text-free)", "",
         f"Units: faiss k-means, k = {units.k}, over the voice encoder's temporal map ({units.frames_per_second:g} "

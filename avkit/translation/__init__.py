@@ -15,6 +15,7 @@ from avkit.translation.image_to_speech import (
     image_to_speech,
     image_to_speech_files,
     image_to_speech_heads,
+    save_speech,
 )
 from avkit.translation.speech_to_image import (
     SpeechToImageHeads,
@@ -25,5 +26,5 @@ from avkit.translation.speech_to_image import (
 from avkit.translation.units import SpeechUnits, encode_manifest, fit_units
 
 __all__ = ["SpeechToImageHeads", "SpeechUnits", "Spoken", "encode_manifest", "fit_units", "image_to_speech",
-           "image_to_speech_files", "image_to_speech_heads", "speech_to_image", "speech_to_image_files",
+           "image_to_speech_files", "image_to_speech_heads", "save_speech", "speech_to_image", "speech_to_image_files",
            "speech_to_image_heads"]

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from avkit.audio.io import save_audio
 from avkit.data.batch import Batch
 from avkit.errors import ConfigError
 from avkit.models import AVModel
@@ -30,6 +31,13 @@ class Spoken:
     attention: Tensor
     waveform: Tensor
     sample_rate: int
+
+
+def save_speech(path: str | Path, spoken: Spoken, peak: float = 0.9) -> None:
+    """Write ``spoken``'s waveform to ``path``; Griffin-Lim may overshoot, so a peak above ``peak`` is scaled down to it."""
+    wav = spoken.waveform
+    top = float(wav.abs().max()) if len(wav) else 0.0
+    save_audio(path, wav * (peak / top) if top > peak else wav, spoken.sample_rate)
 
 
 def image_to_speech_heads(model: AVModel) -> tuple[CaptionHead, UnitVocoderHead]:
