@@ -16,11 +16,13 @@ examples:
   avkit translate ... --samples 8 --out threes.png      # 8 draws side by side (diffusion)
   avkit translate --checkpoint runs/image-to-speech --image data/digits/images/3-en-m1-t0.png \
                   --out three.wav --beam 5 --attention attention.png
+  avkit translate ... --image ... --out three.wav --beam 5 --rescore-with runs/speech-to-image
 
 speech -> image: the voice encoder predicts the frozen image tower's embedding of the
 picture that goes with the sound; an image decoder renders it. image -> speech: a
 Show-Attend-Tell decoder reads speech units off the image (beam search), and a unit
-vocoder speaks them. Train with experiments/translation.py (or the configs it names);
+vocoder speaks them; --rescore-with speaks every hypothesis of the beam and keeps the one
+that a matching model (a speech-to-image or contrastive run) places nearest the image. Train with experiments/translation.py (or the configs it names);
 docs/translation.md explains both.
 """
 
@@ -31,6 +33,8 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     if (args.audio is None) == (args.image is None):
         raise ConfigError("give --audio (speech -> image) or --image (image -> speech), one of them")
     if args.audio is not None:
+        if args.rescore_with is not None:
+            raise ConfigError("--rescore-with chooses among spoken hypotheses: it goes with --image (image -> speech)")
         return _speech_to_image(args)
     return _image_to_speech(args)
 
@@ -71,14 +75,17 @@ def _image_to_speech(args: argparse.Namespace) -> int:
         check_picture_path(args.attention, "--attention")
     refuse_overwriting(args.out, [args.image, args.checkpoint])
     model = load_model(args.checkpoint)
+    matcher = load_model(args.rescore_with) if args.rescore_with is not None else None
     decoding = {"beam": args.beam} if args.beam is not None else {}
-    spoken = image_to_speech_files(model, [args.image], **decoding)[0]
+    spoken = image_to_speech_files(model, [args.image], matcher, **decoding)[0]
     if not spoken.units:
         print(f"translate: the decoder emitted no units for {args.image} (the end token ranked first), so there is "
               f"no speech to write; {args.out} was not written. Try another --beam.", file=sys.stderr)  # fmt: skip
         return 1
     save_speech(args.out, spoken)
     print(f"units: {' '.join(map(str, spoken.units))}")
+    if spoken.match is not None:
+        print(f"chosen by {args.rescore_with} among the beam's hypotheses: cosine {spoken.match:.3f} to the image")
     print(f"wrote {args.out}: {len(spoken.waveform) / spoken.sample_rate:.2f} s from {len(spoken.units)} units")
     if args.attention is not None:
         from avkit.translation.plots import save_attention, shown_image
@@ -150,6 +157,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--zoom", type=positive_int, default=4, help="enlarge the picture this many times, nearest pixel (default 4)")
     p.add_argument("--beam", type=positive_int, help="image -> speech: beam width (1: greedy; default: the caption head's)")
     p.add_argument("--attention", type=Path, help="image -> speech: also draw the attention over the image for each unit")
+    p.add_argument("--rescore-with", type=Path, metavar="RUN",
+                   help="image -> speech: speak every hypothesis of the beam and keep the one this matching run "
+                   "(speech-to-image or contrastive) embeds nearest the image")  # fmt: skip
     p.set_defaults(func=_cmd_translate)
 
     p = sub.add_parser("units", help="discrete speech units: fit k-means on speech frames, encode clips",

@@ -321,7 +321,7 @@ def translation_section(cfg: TranslationDemoConfig, seed: int, manifest: Path, o
 
     speaking = load_model(speaker)
     rec = picks[3 % len(picks)]
-    spoken = image_to_speech_files(speaking, [digits.resolve(rec, "image")])[0]
+    spoken = image_to_speech_files(speaking, [digits.resolve(rec, "image")], matcher=voice_model)[0]  # the voice encoder rescores the beam
     if spoken.units:
         wav_path = root / f"speech-from-image-{rec.id}.wav"
         save_speech(wav_path, spoken)
@@ -340,7 +340,8 @@ def translation_section(cfg: TranslationDemoConfig, seed: int, manifest: Path, o
         "images alone, draws the prediction. One test sound per digit (unseen voices); listen to them: " + sounds, "",
         "![speech to image](plots/translation-speech-to-image.png)", "",
         f"**Image -> speech**: {units.k} speech units (k-means over the voice encoder's temporal map), a Show-Attend-Tell "
-        f"decoder from the image to units, and a unit vocoder with Griffin-Lim. A test image of a {rec.label} (unseen) "
+        f"decoder from the image to units (beam search; the voice encoder hears each hypothesis spoken and keeps the one "
+        f"nearest the image), and a unit vocoder with Griffin-Lim. A test image of a {rec.label} (unseen) "
         f"{said}.", "",
         *(["Where the decoder looked for each unit:", "", "![attention per unit](plots/translation-attention.png)", ""]
           if spoken.units else []),

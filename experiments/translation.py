@@ -29,8 +29,9 @@
    Show-Attend-Tell decoder from the frozen classifier's map to units
    (``image-to-speech.toml``, seeds 0, 1, 2). On test (unseen images): the audio judge's accuracy against the
    pictured digit and the unit edit distance to real utterances of that digit, for greedy
-   decoding and beams 3 and 5 (their length penalty chosen on validation), beside a random training utterance and the units of the
-   class-mean frames.
+   decoding and beams 3 and 5 (their length penalty chosen on validation), each ranked by log p alone and
+   rescored by the voice encoder (the hypothesis whose speech it embeds nearest the image), beside a
+   random training utterance and the units of the class-mean frames.
 
 Every run records its config, seed and commit in its run directory; this script writes
 ``results.json`` beside them, a grid of generated images, attention maps, and its section of
@@ -40,6 +41,7 @@ Every run records its config, seed and commit in its run directory; this script 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import logging
 import sys
@@ -68,6 +70,7 @@ from avkit.translation import (
     Spoken,
     encode_manifest,
     fit_units,
+    image_to_speech,
     image_to_speech_heads,
     speech_to_image,
 )
@@ -83,7 +86,10 @@ TARGETS = {"judge": 0.97, "speech_to_image": 0.90, "image_to_speech": 0.80}
 SAMPLING = [{"guidance": g, "eta": eta} for eta in (0.0, 1.0) for g in (1.0, 1.5, 2.0, 3.0)]
 UNITS_K = 50
 VOCODER_FRAMES = ("linear", "mel")
-DECODINGS = {"greedy": 1, "beam 3": 3, "beam 5": 5}
+BEAMS = (3, 5)
+#: image -> units decodings: greedy; the beams' best hypothesis by log p; the beams' hypotheses rescored by the voice encoder
+DECODINGS = {"greedy": {"beam": 1}, **{f"beam {b}": {"beam": b} for b in BEAMS},
+             **{f"beam {b}, rescored": {"beam": b, "rescore": True} for b in BEAMS}}
 CAPTION_SEEDS = 3  # image -> units decoders trained, seeds 0, 1, 2
 LENGTH_PENALTIES = (0.0, 0.5, 1.0)  # the beams', tried on validation
 
@@ -337,43 +343,44 @@ def caption_runs(runs: Runs) -> list[str]:
     return [name for name in runs.dirs if name.startswith("image-to-speech")]
 
 
-def decode_split(model: AVModel, units_manifest: Path, split: str, decodings: dict[str, dict[str, float]]
-                 ) -> tuple[dict[str, list[list[int]]], list[int], dict[int, tuple[torch.Tensor, Spoken]]]:  # fmt: skip
-    """Every image of a split decoded to units by each of ``decodings`` (name -> ``beam``, ``length_penalty``):
-    ``(sequences by decoding, labels, {digit: (its first image (H, W), the widest beam's units and attention)})``."""
-    caption, _ = image_to_speech_heads(model)
+def decode_split(model: AVModel, units_manifest: Path, split: str, decodings: dict[str, dict[str, float]],
+                 matcher: AVModel | None = None, seed: int = 0,
+                 ) -> tuple[dict[str, list[Spoken]], list[int], dict[int, tuple[torch.Tensor, Spoken]]]:  # fmt: skip
+    """Every image of a split spoken by each of ``decodings`` (name -> ``beam``, ``length_penalty``, and
+    ``rescore``: the beam's hypotheses rescored by ``matcher``):
+    ``(speech by decoding, labels, {digit: (its first image (H, W), the last decoding's speech)})``.
+    Griffin-Lim starts from random phases: ``seed`` fixes them."""
+    torch.manual_seed(seed)
     ds = ManifestDataset(units_manifest, {"image": model.pipelines()["image"]}, split=split, label_names=model.config.labels)
-    decoded: dict[str, list[list[int]]] = {name: [] for name in decodings}
-    widest = max(decodings, key=lambda name: decodings[name]["beam"])
+    spoken: dict[str, list[Spoken]] = {name: [] for name in decodings}
+    shown = list(decodings)[-1]
     labels: list[int] = []
     examples: dict[int, tuple[torch.Tensor, Spoken]] = {}
-    for batch in progress(ordered_loader(ds, 64), desc=f"image -> units ({split})", unit="batch"):
-        output = model.tower_output("image", batch)
+    for batch in progress(ordered_loader(ds, 64), desc=f"image -> speech ({split})", unit="batch"):
         for name, options in decodings.items():
-            for i, d in enumerate(caption.decode(output, **options)):
-                decoded[name].append(d.tokens)
+            decoding = {k: v for k, v in options.items() if k != "rescore"}
+            said = image_to_speech(model, batch, matcher if options.get("rescore") else None, **decoding)
+            spoken[name] += said
+            for i, one in enumerate(said):
                 label = int(batch.labels[i])
-                if name == widest and label not in examples:
-                    h, w = output.feature_map.shape[-2:]
-                    image = to_unit_range(model, "image", batch.inputs["image"][i : i + 1])[0].mean(0)
-                    examples[label] = (image, Spoken(d.tokens, d.attention.view(-1, h, w), torch.zeros(0), 16000))
+                if name == shown and label not in examples:
+                    examples[label] = (to_unit_range(model, "image", batch.inputs["image"][i : i + 1])[0].mean(0), one)
         labels += batch.labels.tolist()
-    return decoded, labels, examples
+    return spoken, labels, examples
 
 
-def choose_length_penalty(runs: Runs, units_manifest: Path, vocoder, audio_judge: AVModel) -> tuple[float, dict]:  # noqa: ANN001
+def choose_length_penalty(runs: Runs, units_manifest: Path, audio_judge: AVModel, seed: int) -> tuple[float, dict]:
     """The beams' length penalty: the one whose speech the audio judge reads best on validation,
-    over beams 3 and 5 and every caption seed. Returns it and the validation accuracies."""
-    candidates = {f"{name}, length penalty {a:g}": {"beam": beam, "length_penalty": a}
-                  for name, beam in DECODINGS.items() if beam > 1 for a in LENGTH_PENALTIES}  # fmt: skip
+    over beams 3 and 5 (ranked by log p alone) and every caption seed. Returns it and the validation accuracies."""
+    candidates = {f"beam {beam}, length penalty {a:g}": {"beam": beam, "length_penalty": a} for beam in BEAMS for a in LENGTH_PENALTIES}
     candidates["greedy"] = {"beam": 1}
     scores: dict[str, list[float]] = {name: [] for name in candidates}
     for run in caption_runs(runs):
-        decoded, labels, _ = decode_split(load_model(runs.dirs[run]), units_manifest, "val", candidates)
-        for name, sequences in decoded.items():
-            scores[name].append(speech_accuracy(audio_judge, [vocoder.speak(q) for q in sequences], torch.tensor(labels))[0])
+        spoken, labels, _ = decode_split(load_model(runs.dirs[run]), units_manifest, "val", candidates, seed=seed)
+        for name, said in spoken.items():
+            scores[name].append(speech_accuracy(audio_judge, [s.waveform for s in said], torch.tensor(labels))[0])
     val = {name: float(np.mean(v)) for name, v in scores.items()}
-    by_penalty = {a: np.mean([val[f"{n}, length penalty {a:g}"] for n, b in DECODINGS.items() if b > 1]) for a in LENGTH_PENALTIES}
+    by_penalty = {a: np.mean([val[f"beam {beam}, length penalty {a:g}"] for beam in BEAMS]) for a in LENGTH_PENALTIES}
     chosen = max(LENGTH_PENALTIES, key=lambda a: (by_penalty[a], -a))
     log.info("length penalty on validation: %s; chosen %g", val, chosen)
     return chosen, val
@@ -393,29 +400,34 @@ def image_to_speech_report(runs: Runs, units_manifest: Path, units: SpeechUnits,
     references: dict[int, list[list[int]]] = {d: [] for d in range(10)}
     for label, seq, _ in test_units:
         references[int(label)].append(seq)
-    penalty, penalty_val = choose_length_penalty(runs, units_manifest, vocoder, audio_judge)
-    decodings = {name: {"beam": beam, "length_penalty": penalty} for name, beam in DECODINGS.items()}
+    penalty, penalty_val = choose_length_penalty(runs, units_manifest, audio_judge, seed)
+    decodings = {name: {**options, "length_penalty": penalty} for name, options in DECODINGS.items()}
+    matcher = load_model(runs.dirs["speech-to-image"])  # the voice encoder: it rescores the beams' hypotheses
+    train = unit_records(lines_read, "train")
+    onsets = collections.Counter(seq[0] for _, seq, _ in train if seq)
+    onset, onset_count = onsets.most_common(1)[0]  # the unit most training utterances begin with
     per_seed: dict[str, list[dict[str, float]]] = {name: [] for name in DECODINGS}
     examples: dict[int, tuple[torch.Tensor, Spoken]] = {}
     for run in caption_runs(runs):
-        decoded, labels, run_examples = decode_split(load_model(runs.dirs[run]), units_manifest, "test", decodings)
+        spoken, labels, run_examples = decode_split(load_model(runs.dirs[run]), units_manifest, "test", decodings, matcher, seed)
         examples = examples or run_examples  # the attention pictures: the first seed's
         y = torch.tensor(labels)
-        for name, sequences in decoded.items():
-            judged, empty = speech_accuracy(audio_judge, [vocoder.speak(seq) for seq in sequences], y)
+        for name, said in spoken.items():
+            sequences = [s.units for s in said]
+            judged, empty = speech_accuracy(audio_judge, [s.waveform for s in said], y)
             per_seed[name].append({
                 "judge_accuracy": judged, "empty": empty,
                 "unit_distance": float(np.mean([mean_unit_distance(seq, references[d]) for seq, d in zip(sequences, labels, strict=True)])),
-                "units": float(np.mean([len(s) for s in sequences]))})  # fmt: skip
+                "units": float(np.mean([len(s) for s in sequences])),
+                "onset": float(np.mean([bool(s) and s[0] == onset for s in sequences]))})  # fmt: skip
     table: dict[str, dict[str, float]] = {}
     for name, rows in per_seed.items():
         accs = [r["judge_accuracy"] for r in rows]
         table[f"image -> units, {name}"] = {
             "judge_accuracy": float(np.mean(accs)), "judge_min": min(accs), "judge_max": max(accs),
             "empty": sum(r["empty"] for r in rows), "per_seed": rows,
-            **{k: float(np.mean([r[k] for r in rows])) for k in ("unit_distance", "units")}}  # fmt: skip
+            **{k: float(np.mean([r[k] for r in rows])) for k in ("unit_distance", "units", "onset")}}  # fmt: skip
     # baselines: a random training utterance (its real audio and units); the units of the class-mean frames
-    train = unit_records(lines_read, "train")
     train_records = [r for r in lines_read.split("train") if "units" in r.extra]  # aligned with ``train``
     rng = torch.Generator().manual_seed(seed)
     pick = torch.randint(len(train), (len(labels),), generator=rng).tolist()
@@ -474,15 +486,21 @@ def image_to_speech_report(runs: Runs, units_manifest: Path, units: SpeechUnits,
         "", f"Test split, {len(labels)} images (unseen), their speech by the chosen ({chosen}) vocoder. The image -> units "
         f"decoder was trained with {len(per_seed['greedy'])} seeds; each of its rows gives the mean over seeds "
         "(lowest–highest):", "",
-        "| speech | audio judge reads the pictured digit | unit edit distance to real utterances of that digit | units |",
-        "| --- | --- | --- | --- |",
-        *(f"| {k} | {_cell(v['judge_accuracy'])}{_range(v)} | {v['unit_distance']:.3f} | {v['units']:.1f} |"
-          for k, v in table.items()),
+        f"| speech | audio judge reads the pictured digit | unit edit distance to real utterances of that digit | units | begins with unit {onset} |",
+        "| --- | --- | --- | --- | --- |",
+        *(f"| {k} | {_cell(v['judge_accuracy'])}{_range(v)} | {v['unit_distance']:.3f} | {v['units']:.1f} | "
+          f"{_cell(v['onset']) if 'onset' in v else ''} |" for k, v in table.items()),
         "", f"Empty sequences (an end token first; no speech, counted as misses), over the {len(per_seed['greedy'])} seeds: "
-        + ", ".join(f"{k.split(', ')[1]} {v['empty']}" for k, v in table.items() if "empty" in v) + ".",
+        + ", ".join(f"{k.removeprefix('image -> units, ')} {v['empty']}" for k, v in table.items() if "empty" in v) + ".",
         "", "The unit edit distance is Levenshtein distance over the reference's length, averaged over the digit's "
         "real test utterances.", "",
-        f"![attention over the image for each decoded unit (beam 5)]({figure.name})", "",
+        f"Unit {onset} begins {onset_count / len(train):.0%} of training utterances: the pause before the word, "
+        "which the picture cannot predict. A beam that ranks by log p alone (rows \"beam 3\", \"beam 5\") begins "
+        "with it far more often than greedy decoding: once the pause is emitted, the rest of the sequence is likelier. "
+        "Rescored rows: every hypothesis of the beam is spoken, the voice encoder of speech -> image (trained on real "
+        "speech; not the audio judge) embeds it, and the one nearest the frozen image tower's embedding of the picture "
+        "is kept (`avkit translate --rescore-with`).", "",
+        f"![attention over the image for each decoded unit ({list(DECODINGS)[-1]})]({figure.name})", "",
     ]  # fmt: skip
     checks = [(f"audio judge on real test speech ≥ {TARGETS['judge']}: {judge_real:.3f}", judge_real >= TARGETS["judge"])]
     by_decoding = {name: table[f"image -> units, {name}"]["judge_accuracy"] for name in DECODINGS}
@@ -491,7 +509,7 @@ def image_to_speech_report(runs: Runs, units_manifest: Path, units: SpeechUnits,
         checks.append((f"image -> speech, {name}: the audio judge hears the pictured digit in {acc:.3f} of utterances, "
                        f"mean over seeds (lowest {row['judge_min']:.3f}; ≥ {TARGETS['image_to_speech']})",
                        acc >= TARGETS["image_to_speech"]))  # fmt: skip
-    for name in ("beam 3", "beam 5"):
+    for name in (n for n in DECODINGS if n != "greedy"):
         checks.append((f"{name} ({by_decoding[name]:.3f}) at least as good as greedy ({by_decoding['greedy']:.3f}), "
                        "means over seeds", by_decoding[name] >= by_decoding["greedy"]))  # fmt: skip
     data = {"judge": judge_real, "unit_separation": separation, "length_penalty": penalty, "length_penalty_val": penalty_val, "vocoder_val": vocoder_val, "vocoder_test": vocoder_test, "chosen_vocoder": chosen,

@@ -11,6 +11,7 @@ import torch
 
 from avkit.cli import main as cli
 from avkit.config import from_dict
+from avkit.data.batch import Batch
 from avkit.data.dataset import ManifestDataset, ordered_loader
 from avkit.errors import ArtifactError, ConfigError
 from avkit.evaluation.sequences import edit_distance
@@ -67,6 +68,10 @@ def test_beam_search_finds_the_likelier_sequence_that_greedy_misses(monkeypatch)
     assert beam.attention.shape == (1, 5)
     normalised = dec.decode(features, beam=2, length_penalty=1.0)[0]  # per token: [1] 0.36^(1/2) vs [0, 2] 0.24^(1/3)
     assert normalised.tokens == [0, 2]
+    hypotheses = dec.nbest(features, beam=2, length_penalty=0)[0]  # the beam's finished hypotheses, best first
+    assert [d.tokens for d in hypotheses] == [[1], [0, 2]]
+    assert [d.score for d in hypotheses] == pytest.approx([math.log(0.36), math.log(0.24)])
+    assert [d.tokens for d in dec.nbest(features, beam=1, length_penalty=0)[0]] == [[0, 2]]  # greedy: one
 
 
 def test_decoding_stops_at_the_length_limit_and_attention_is_a_distribution():
@@ -170,6 +175,52 @@ def test_image_to_speech_decodes_units_with_attention_and_speaks_them(image_to_s
         image_to_speech_files(model, [image], temperature=2)
 
 
+@pytest.fixture(scope="module")
+def matcher_run(small_digits: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny contrastive run that reads images as the image-to-speech run does (16 px)."""
+    out = tmp_path_factory.mktemp("matcher") / "contrastive"
+    train(from_dict(RunConfig, tiny_config(small_digits / "manifest.jsonl", out, **{"model.towers.image.preprocess": {"size": 16}})))
+    return out
+
+
+def test_rescoring_keeps_the_hypothesis_whose_speech_the_matcher_places_nearest_the_image(image_to_speech_run, matcher_run, small_digits,
+                                                                                         tmp_path, capsys):  # fmt: skip
+    from avkit.translation.image_to_speech import embed_speech
+
+    model, matcher = load_model(image_to_speech_run), load_model(matcher_run)
+    caption, vocoder = image_to_speech_heads(model)
+    images = sorted((small_digits / "images").glob("*.png"))[:3]
+    torch.manual_seed(0)  # Griffin-Lim's random phases: the same seed speaks the same waveforms below
+    spoken = image_to_speech_files(model, images, matcher, beam=4)
+    torch.manual_seed(0)
+    pipe = model.pipelines()["image"]
+    x, _ = pipe.collate([pipe.load_tensor(p) for p in images])
+    beams = caption.nbest(model.tower_output("image", Batch.of("image", x)), beam=4)
+    image_embeddings = matcher.embed("image", x)
+    for one, hypotheses, image in zip(spoken, beams, image_embeddings, strict=True):
+        cosines = embed_speech(matcher, "audio", [vocoder.speak(d.tokens) for d in hypotheses]) @ image
+        assert len(hypotheses) >= 2 and one.units == hypotheses[int(cosines.argmax())].tokens
+        assert one.match == pytest.approx(float(cosines.max()), abs=1e-5)
+    assert image_to_speech_files(model, images[:1], beam=4)[0].match is None  # no matcher: the beam's best
+    out = tmp_path / "speech.wav"
+    args = ["translate", "--checkpoint", str(image_to_speech_run), "--image", str(images[0]), "--out", str(out)]
+    assert cli([*args, "--beam", "4", "--rescore-with", str(matcher_run)]) == 0
+    assert f"chosen by {matcher_run} among the beam's hypotheses: cosine" in capsys.readouterr().out and out.is_file()
+
+
+def test_a_matcher_that_cannot_score_the_speech_against_the_image_is_refused(image_to_speech_run, trained_run, small_digits, tmp_path, capsys):
+    model = load_model(image_to_speech_run)
+    image = sorted((small_digits / "images").glob("*.png"))[0]
+    with pytest.raises(ConfigError, match="the matcher's image tower reads images as .*size=32.*this model's as .*size=16"):
+        image_to_speech_files(model, [image], load_model(trained_run))  # 32-px images, the caption model's are 16
+    with pytest.raises(ConfigError, match="a matcher that embeds images and audio in one space .*this model embeds \\[\\]"):
+        image_to_speech_files(model, [image], load_model(image_to_speech_run.parent / "vocoder"))
+    wav = sorted((small_digits / "audio").glob("*.wav"))[0]
+    args = ["translate", "--checkpoint", str(image_to_speech_run), "--audio", str(wav), "--out", str(tmp_path / "p.png")]
+    assert cli([*args, "--rescore-with", str(trained_run)]) == 2
+    assert "--rescore-with chooses among spoken hypotheses" in capsys.readouterr().err
+
+
 def test_a_model_without_the_heads_is_told_what_image_to_speech_needs(trained_run):
     with pytest.raises(ConfigError, match="one caption head and one unit_vocoder head"):
         image_to_speech_heads(load_model(trained_run))
@@ -185,7 +236,7 @@ def test_translate_an_image_into_speech_writes_the_sound_and_the_attention(image
     printed = capsys.readouterr().out
     wav, rate = read_audio(out)
     assert rate == 16000 and len(wav) > 0 and float(abs(wav).max()) <= 0.9 + 1e-3 and picture.stat().st_size > 0
-    assert printed.startswith("units: ") and f"wrote {out}" in printed
+    assert printed.startswith("units: ") and f"wrote {out}" in printed and "chosen by" not in printed
     for extra, message in ((["--out", str(tmp_path / "speech.png")], "an audio file"),
                            (["--audio", str(image)], "one of them")):  # fmt: skip
         assert cli([*args, *extra]) == 2
@@ -199,10 +250,10 @@ def test_an_empty_unit_sequence_is_reported_and_no_sound_is_written(image_to_spe
     from avkit.models.heads.caption import CaptionHead
     from avkit.models.sequence_decoder import Decoded
 
-    def ends_at_once(self, output, **options):  # beam search whose best hypothesis is the end token alone
-        return [Decoded([], torch.zeros(0, output.feature_map[0, 0].numel()), -0.1) for _ in range(len(output.feature_map))]
+    def ends_at_once(self, output, **options):  # beam search whose only hypothesis is the end token alone
+        return [[Decoded([], torch.zeros(0, output.feature_map[0, 0].numel()), -0.1)] for _ in range(len(output.feature_map))]
 
-    monkeypatch.setattr(CaptionHead, "decode", ends_at_once)
+    monkeypatch.setattr(CaptionHead, "nbest", ends_at_once)
     model = load_model(image_to_speech_run)
     image = sorted((small_digits / "images").glob("*.png"))[0]
     spoken = image_to_speech_files(model, [image])[0]

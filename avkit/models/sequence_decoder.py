@@ -6,7 +6,8 @@
              h_t = LSTM([E y_{t-1}, z_t], h_{t-1})
              p(y_t) = softmax(W_o (E y_{t-1} + W_oh h_t + W_oz z_t))  the paper's deep output layer
     training: teacher forcing; loss CE + λ mean_n (L/N − Σ_t α_tn)²  (the doubly stochastic regulariser)
-    inference: beam search (width 1: greedy), length-normalised scores, every step's attention kept
+    inference: beam search (width 1: greedy), length-normalised scores, every step's attention kept;
+               `nbest` returns every finished hypothesis of the beam, for a rescorer
 
 The regulariser asks that the L steps (tokens and end) spread their attention evenly
 over the N cells. Xu et al. write ``Σ_n (1 − s_n)²``, which fits L ≈ N; since ``Σ_n s_n = L``,
@@ -111,16 +112,21 @@ class ShowAttendTell(nn.Module):
         penalty = ((steps / alphas.shape[-1] - alphas.sum(1)) ** 2).mean()
         return ce, penalty
 
-    @torch.no_grad()
     def decode(self, features: Tensor, beam: int = 1, max_length: int = 50, length_penalty: float = 1.0) -> list[Decoded]:
-        """Beam search per item of a map ``(B, N, C)``; ``beam = 1`` is greedy decoding.
+        """Beam search per item of a map ``(B, N, C)``, each item's best hypothesis; ``beam = 1`` is greedy decoding.
 
         Hypotheses are ranked by ``log p / length^length_penalty`` (0: raw log-probability), their
         length counting the end token. A hypothesis that reaches ``max_length`` tokens ends there.
         """
+        return [hypotheses[0] for hypotheses in self.nbest(features, beam, max_length, length_penalty)]
+
+    @torch.no_grad()
+    def nbest(self, features: Tensor, beam: int = 1, max_length: int = 50, length_penalty: float = 1.0) -> list[list[Decoded]]:
+        """Beam search per item of a map ``(B, N, C)``: each item's finished hypotheses, at most ``beam``,
+        best first (as :meth:`decode` ranks them), for a rescorer to choose among."""
         return [self._beam(features[i : i + 1], beam, max_length, length_penalty) for i in range(len(features))]
 
-    def _beam(self, features: Tensor, beam: int, max_length: int, alpha: float) -> Decoded:
+    def _beam(self, features: Tensor, beam: int, max_length: int, alpha: float) -> list[Decoded]:
         h, c, projected = self.start(features)
         device = features.device
         tokens = torch.full((1, 0), 0, dtype=torch.long, device=device)
@@ -155,4 +161,4 @@ class ShowAttendTell(nn.Module):
             tokens = torch.cat([tokens[rows], next_tokens[:, None]], 1)
             attention = torch.cat([attention[rows], alpha_t[rows][:, None]], 1)
             scores, prev, h, c = torch.stack(keep_scores), next_tokens, h[rows], c[rows]
-        return max(finished, key=lambda d: d.score)
+        return sorted(finished, key=lambda d: -d.score)[:beam]

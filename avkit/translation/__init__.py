@@ -6,6 +6,7 @@
 
     model = load_model("runs/image-to-speech")
     spoken = image_to_speech_files(model, ["three.png"], beam=5)   # units, attention per unit, waveform
+    spoken = image_to_speech_files(model, ["three.png"], matcher=load_model("runs/speech-to-image"), beam=5)
 
 Speech units (``units``): k-means over speech frames, the vocabulary image -> speech decodes.
 """
@@ -15,6 +16,7 @@ from avkit.translation.image_to_speech import (
     image_to_speech,
     image_to_speech_files,
     image_to_speech_heads,
+    matcher_towers,
     save_speech,
 )
 from avkit.translation.speech_to_image import (
@@ -26,5 +28,5 @@ from avkit.translation.speech_to_image import (
 from avkit.translation.units import SpeechUnits, encode_manifest, fit_units
 
 __all__ = ["SpeechToImageHeads", "SpeechUnits", "Spoken", "encode_manifest", "fit_units", "image_to_speech",
-           "image_to_speech_files", "image_to_speech_heads", "save_speech", "speech_to_image", "speech_to_image_files",
+           "image_to_speech_files", "image_to_speech_heads", "matcher_towers", "save_speech", "speech_to_image", "speech_to_image_files",
            "speech_to_image_heads"]

@@ -4,6 +4,12 @@
 
 The model holds a ``caption`` head on an image tower and a ``unit_vocoder`` head
 (copied, frozen, from a vocoder run trained on the same units).
+
+Rescoring (optional): a *matcher*, any model that embeds images and audio in one space
+(a speech-to-image run's voice encoder and the image tower it regresses, or a contrastive
+run), hears each hypothesis of the beam spoken and keeps the one whose speech it places
+nearest the image, as DALL·E keeps the images CLIP ranks first. The beam proposes; the
+matcher, trained on real speech, judges what the vocoder made of each proposal.
 """
 
 from __future__ import annotations
@@ -25,12 +31,14 @@ from avkit.models.heads.unit_vocoder import UnitVocoderHead
 
 @dataclass
 class Spoken:
-    """One image's speech: its ``units``, the ``attention (len(units), h, w)`` of each, the ``waveform (T,)``."""
+    """One image's speech: its ``units``, the ``attention (len(units), h, w)`` of each, the ``waveform (T,)``;
+    ``match``: with a matcher, the cosine of its embeddings of this speech and the image (else None)."""
 
     units: list[int]
     attention: Tensor
     waveform: Tensor
     sample_rate: int
+    match: float | None = None
 
 
 def save_speech(path: str | Path, spoken: Spoken, peak: float = 0.9) -> None:
@@ -57,23 +65,69 @@ def image_to_speech_heads(model: AVModel) -> tuple[CaptionHead, UnitVocoderHead]
     return caption, vocoder
 
 
+def matcher_towers(matcher: AVModel, model: AVModel, image_tower: str, sample_rate: int) -> tuple[str, str]:
+    """The matcher's image and audio towers, checked to read the caption model's image tensors and the vocoder's speech.
+
+    Raises:
+        ConfigError: the matcher does not embed both, or reads images or audio otherwise (say how).
+    """
+    try:
+        towers = matcher.tower_for("image"), matcher.tower_for("audio")
+    except ConfigError as exc:
+        raise ConfigError(f"rescoring needs a matcher that embeds images and audio in one space (a speech-to-image or "
+                          f"contrastive run): {exc}") from None  # fmt: skip
+    ours, theirs = model.pipelines()[image_tower].settings, matcher.pipelines()[towers[0]].settings
+    if ours != theirs:
+        raise ConfigError(f"rescoring: the matcher's image tower reads images as {theirs}, this model's as {ours}; "
+                          "the matcher must take the same image tensors")  # fmt: skip
+    rate = matcher.pipelines()[towers[1]].settings.sample_rate
+    if rate != sample_rate:
+        raise ConfigError(f"rescoring: the matcher hears audio at {rate} Hz, the vocoder speaks at {sample_rate} Hz")
+    return towers
+
+
+def embed_speech(matcher: AVModel, tower: str, waveforms: list[Tensor]) -> Tensor:
+    """Unit-norm embeddings ``(K, D)`` of waveforms of any length, each through ``tower``'s evaluation pipeline."""
+    pipe = matcher.pipelines()[tower]
+    x, lengths = pipe.collate([pipe(w)[0] for w in waveforms])
+    return matcher.embed(tower, x, lengths)
+
+
 @torch.no_grad()
-def image_to_speech(model: AVModel, batch: Batch, **decoding: float) -> list[Spoken]:
-    """Speech for the batch's images. ``decoding``: ``beam`` (1: greedy), ``max_length``, ``length_penalty``."""
+def image_to_speech(model: AVModel, batch: Batch, matcher: AVModel | None = None, **decoding: float) -> list[Spoken]:
+    """Speech for the batch's images. ``decoding``: ``beam`` (1: greedy), ``max_length``, ``length_penalty``.
+
+    Without a ``matcher`` each image gets the beam's best hypothesis; with one, the hypothesis whose
+    speech the matcher embeds nearest the image (a hypothesis with no units is never chosen over one with some).
+    """
     caption, vocoder = image_to_speech_heads(model)
+    tower = caption.towers[0]
+    matching = matcher_towers(matcher, model, tower, vocoder.sample_rate) if matcher is not None else None
     was_training = model.training
     model.eval()
     try:
-        output = model.tower_output(caption.towers[0], batch)
+        output = model.tower_output(tower, batch)
         h, w = output.feature_map.shape[-2:]
-        return [Spoken(d.tokens, d.attention.view(-1, h, w), vocoder.speak(d.tokens), vocoder.sample_rate)
-                for d in caption.decode(output, **decoding)]  # fmt: skip
+        images = matcher.embed(matching[0], batch.inputs[tower]) if matching else None
+        spoken = []
+        for i, hypotheses in enumerate(caption.nbest(output, **decoding)):
+            hypotheses = hypotheses if matching else hypotheses[:1]
+            waveforms = [vocoder.speak(d.tokens) for d in hypotheses]
+            best, match = 0, None
+            voiced = [k for k, wav in enumerate(waveforms) if len(wav)]
+            if matching and voiced:
+                cosines = embed_speech(matcher, matching[1], [waveforms[k] for k in voiced]) @ images[i]
+                best, match = voiced[int(cosines.argmax())], float(cosines.max())
+            d = hypotheses[best]
+            spoken.append(Spoken(d.tokens, d.attention.view(-1, h, w), waveforms[best], vocoder.sample_rate, match))
+        return spoken
     finally:
         model.train(was_training)
 
 
-def image_to_speech_files(model: AVModel, images: Sequence[str | Path], **decoding: float) -> list[Spoken]:
-    """Speech for image files, through the image tower's evaluation pipeline.
+def image_to_speech_files(model: AVModel, images: Sequence[str | Path], matcher: AVModel | None = None,
+                          **decoding: float) -> list[Spoken]:  # fmt: skip
+    """Speech for image files, through the image tower's evaluation pipeline (``matcher``: as for :func:`image_to_speech`).
 
     Raises:
         MediaError: a file that does not decode as an image, naming it.
@@ -82,4 +136,4 @@ def image_to_speech_files(model: AVModel, images: Sequence[str | Path], **decodi
     tower = caption.towers[0]
     pipe = model.pipelines()[tower]
     x, _ = pipe.collate([pipe.load_tensor(p) for p in images])
-    return image_to_speech(model, Batch.of(tower, x, ids=[str(p) for p in images]), **decoding)
+    return image_to_speech(model, Batch.of(tower, x, ids=[str(p) for p in images]), matcher, **decoding)

@@ -67,11 +67,15 @@ class CaptionHead(Head):
 
     def decode(self, output: EncoderOutput, **options: float) -> list[Decoded]:
         """Sequences for a batch of the tower's outputs; ``options``: ``beam``, ``max_length``, ``length_penalty``."""
+        return [hypotheses[0] for hypotheses in self.nbest(output, **options)]
+
+    def nbest(self, output: EncoderOutput, **options: float) -> list[list[Decoded]]:
+        """Each item's beam: its finished hypotheses, best first (``options`` as for :meth:`decode`)."""
         unknown = sorted(set(options) - set(self.decoding))
         if unknown:
             raise ConfigError(f"caption: decoding options are {sorted(self.decoding)}; got {unknown}")
         opts = {**self.decoding, **options}
-        return self.decoder.decode(self.cells(output), int(opts["beam"]), int(opts["max_length"]), float(opts["length_penalty"]))
+        return self.decoder.nbest(self.cells(output), int(opts["beam"]), int(opts["max_length"]), float(opts["length_penalty"]))
 
     def evaluator(self) -> TokenErrorEvaluator:
         return TokenErrorEvaluator(self)
