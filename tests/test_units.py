@@ -162,6 +162,9 @@ def test_the_vocoder_trains_on_audio_alone_without_running_the_audio_encoder(ima
     assert {"vocoder/frames", "vocoder/duration"} <= set(rows[0]) and math.isfinite(rows[0]["loss"])
     wav = model.heads["vocoder"].speak([1, 2, 3])
     assert wav.ndim == 1 and len(wav) % 160 == 0 and len(wav) >= (3 - 1) * 160  # (frames - 1) hops, one frame per unit at least
+    with torch.no_grad():
+        model.heads["vocoder"].vocoder.duration.bias.fill_(-10.0)  # every unit one frame: a one-unit sequence is one frame
+    assert len(model.heads["vocoder"].speak([1])) >= 512 // 2  # padded with silence past Griffin-Lim's half window
 
 
 def test_image_to_speech_decodes_units_with_attention_and_speaks_them(image_to_speech_run, small_digits):
@@ -208,12 +211,44 @@ def test_rescoring_keeps_the_hypothesis_whose_speech_the_matcher_places_nearest_
     assert f"chosen by {matcher_run} among the beam's hypotheses: cosine" in capsys.readouterr().out and out.is_file()
 
 
+def test_rescoring_follows_the_matcher_past_the_beams_best_and_never_keeps_an_empty_hypothesis(image_to_speech_run, matcher_run,
+                                                                                                  small_digits, monkeypatch):  # fmt: skip
+    import importlib
+
+    from avkit.models.heads.caption import CaptionHead
+    from avkit.models.sequence_decoder import Decoded
+
+    def beam_of_three(self, output, **options):  # best first: no units at all, then [1, 2], then [3]
+        n = output.feature_map[0, 0].numel()
+        return [[Decoded([], torch.zeros(0, n), -0.1), Decoded([1, 2], torch.full((2, n), 1 / n), -0.5),
+                 Decoded([3], torch.full((1, n), 1 / n), -0.9)] for _ in range(len(output.feature_map))]  # fmt: skip
+
+    i2s = importlib.import_module("avkit.translation.image_to_speech")  # the module (the package exports a function of that name)
+    model, matcher = load_model(image_to_speech_run), load_model(matcher_run)
+    image = sorted((small_digits / "images").glob("*.png"))[0]
+    monkeypatch.setattr(CaptionHead, "nbest", beam_of_three)
+    along = torch.zeros(1, 16)
+    along[0, 0] = 1.0
+    monkeypatch.setattr(matcher, "embed", lambda tower, x, lengths=None: along.expand(len(x), -1))  # every image
+    assert image_to_speech_files(model, [image])[0].units == []  # no matcher: the beam's best, empty as it is
+    for nearest, units in ((-1, [3]), (0, [1, 2])):  # the matcher places the last, then the first voiced one nearest
+        def speech(matcher, tower, waveforms, nearest=nearest):
+            assert len(waveforms) == 2  # the empty hypothesis is never spoken to the matcher
+            rows = [-along] * len(waveforms)
+            rows[nearest] = along
+            return torch.cat(rows)
+
+        monkeypatch.setattr(i2s, "embed_speech", speech)
+        spoken = image_to_speech_files(model, [image], matcher, beam=3)[0]
+        assert spoken.units == units and spoken.match == pytest.approx(1.0) and len(spoken.waveform) > 0
+
+
 def test_a_matcher_that_cannot_score_the_speech_against_the_image_is_refused(image_to_speech_run, trained_run, small_digits, tmp_path, capsys):
     model = load_model(image_to_speech_run)
     image = sorted((small_digits / "images").glob("*.png"))[0]
     with pytest.raises(ConfigError, match="the matcher's image tower reads images as .*size=32.*this model's as .*size=16"):
         image_to_speech_files(model, [image], load_model(trained_run))  # 32-px images, the caption model's are 16
-    with pytest.raises(ConfigError, match="a matcher that embeds images and audio in one space .*this model embeds \\[\\]"):
+    with pytest.raises(ConfigError, match="a matcher that embeds images and audio in one space .*the matcher embeds nothing"):
         image_to_speech_files(model, [image], load_model(image_to_speech_run.parent / "vocoder"))
     wav = sorted((small_digits / "audio").glob("*.wav"))[0]
     args = ["translate", "--checkpoint", str(image_to_speech_run), "--audio", str(wav), "--out", str(tmp_path / "p.png")]

@@ -171,7 +171,8 @@ class AVModel(nn.Module):
             raise ConfigError(f"this model embeds {self.embedding_modalities()}; {found} embeds {modality!r}")
         return names[0]
 
-    def _embedding_head(self, tower: str) -> Head:
+    def embedding_head(self, tower: str) -> Head:
+        """The head that embeds ``tower`` (the first, in config order). Raises ConfigError if none does."""
         for head in self.heads.values():
             if head.embeds(tower):
                 return head
@@ -190,7 +191,7 @@ class AVModel(nn.Module):
     @torch.no_grad()
     def embed_batch(self, tower: str, batch: Batch) -> Tensor:
         """Unit-norm embeddings ``(B, D)`` of ``batch``'s ``tower`` items, in evaluation mode, on the CPU."""
-        head = self._embedding_head(tower)
+        head = self.embedding_head(tower)
         return head.embed(tower, self.tower_output(tower, batch)).float().cpu()
 
     def embed(self, tower: str, x: Tensor, lengths: Tensor | None = None) -> Tensor:

@@ -71,11 +71,15 @@ def matcher_towers(matcher: AVModel, model: AVModel, image_tower: str, sample_ra
     Raises:
         ConfigError: the matcher does not embed both, or reads images or audio otherwise (say how).
     """
+    needs = "rescoring needs a matcher that embeds images and audio in one space (a speech-to-image or contrastive run)"
     try:
         towers = matcher.tower_for("image"), matcher.tower_for("audio")
-    except ConfigError as exc:
-        raise ConfigError(f"rescoring needs a matcher that embeds images and audio in one space (a speech-to-image or "
-                          f"contrastive run): {exc}") from None  # fmt: skip
+    except ConfigError:
+        raise ConfigError(f"{needs}; the matcher embeds {matcher.embedding_modalities() or 'nothing'}") from None
+    heads = [matcher.embedding_head(t) for t in towers]
+    if heads[0] is not heads[1]:
+        raise ConfigError(f"{needs}; the matcher embeds images and audio with two heads, "
+                          f"{type(heads[0]).__name__} and {type(heads[1]).__name__}, in two spaces")  # fmt: skip
     ours, theirs = model.pipelines()[image_tower].settings, matcher.pipelines()[towers[0]].settings
     if ours != theirs:
         raise ConfigError(f"rescoring: the matcher's image tower reads images as {theirs}, this model's as {ours}; "
@@ -108,6 +112,8 @@ def image_to_speech(model: AVModel, batch: Batch, matcher: AVModel | None = None
     try:
         output = model.tower_output(tower, batch)
         h, w = output.feature_map.shape[-2:]
+        if matching and tower in batch.precomputed:
+            raise ConfigError(f"rescoring: the batch holds precomputed {tower} features; the matcher needs the images")
         images = matcher.embed(matching[0], batch.inputs[tower]) if matching else None
         spoken = []
         for i, hypotheses in enumerate(caption.nbest(output, **decoding)):

@@ -18,6 +18,7 @@ counted in the front-end's frames at that hop, count these frames too.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
@@ -112,7 +113,12 @@ class UnitVocoderHead(Head):
         """A unit sequence -> a waveform ``(T,)`` at the tower's sample rate."""
         if not units:
             return torch.zeros(0)
-        return self.griffin_lim(self.magnitude(self.vocoder.synthesize(units))).cpu()
+        frames = self.vocoder.synthesize(units)
+        hop, n_fft = self.griffin_lim.hop_length, self.griffin_lim.n_fft
+        short = n_fft // 2 // hop + 2 - len(frames)  # Griffin-Lim's reflect padding needs over half a window of signal
+        if short > 0:  # a sequence shorter than that ends in silence
+            frames = torch.cat([frames, frames.new_full((short, frames.shape[1]), math.log(FLOOR))])
+        return self.griffin_lim(self.magnitude(frames)).cpu()
 
     def evaluator(self) -> VocoderEvaluator:
         return VocoderEvaluator(self)
