@@ -77,7 +77,7 @@ from avkit.translation import (
     matcher_towers,
     speech_to_image,
 )
-from avkit.translation.image_to_speech import embed_speech
+from avkit.translation.image_to_speech import nearest_speech
 from avkit.translation.plots import save_attention
 from avkit.translation.units import collapse
 from avkit.vision.transforms import denormalize, normalize
@@ -396,8 +396,8 @@ def best_of_phase_draws(model: AVModel, matcher: AVModel, batch: Batch, said: li
             chosen.append(one)
             continue
         waveforms = [one.waveform] + [vocoder.speak(one.units) for _ in range(draws - 1)]
-        cosines = embed_speech(matcher, audio_tower, waveforms) @ image
-        chosen.append(dataclasses.replace(one, waveform=waveforms[int(cosines.argmax())], match=float(cosines.max())))
+        best, match = nearest_speech(matcher, audio_tower, waveforms, image)
+        chosen.append(dataclasses.replace(one, waveform=waveforms[best], match=match))
     return chosen
 
 

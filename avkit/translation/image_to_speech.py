@@ -97,6 +97,12 @@ def embed_speech(matcher: AVModel, tower: str, waveforms: list[Tensor]) -> Tenso
     return matcher.embed(tower, x, lengths)
 
 
+def nearest_speech(matcher: AVModel, tower: str, waveforms: list[Tensor], image: Tensor) -> tuple[int, float]:
+    """``(index, cosine)`` of the waveform whose ``tower`` embedding is nearest ``image (D,)``, a unit-norm image embedding."""
+    cosines = embed_speech(matcher, tower, waveforms) @ image
+    return int(cosines.argmax()), float(cosines.max())
+
+
 @torch.no_grad()
 def image_to_speech(model: AVModel, batch: Batch, matcher: AVModel | None = None, **decoding: float) -> list[Spoken]:
     """Speech for the batch's images. ``decoding``: ``beam`` (1: greedy), ``max_length``, ``length_penalty``.
@@ -107,13 +113,13 @@ def image_to_speech(model: AVModel, batch: Batch, matcher: AVModel | None = None
     caption, vocoder = image_to_speech_heads(model)
     tower = caption.towers[0]
     matching = matcher_towers(matcher, model, tower, vocoder.sample_rate) if matcher is not None else None
+    if matching and tower in batch.precomputed:
+        raise ConfigError(f"rescoring: the batch holds precomputed {tower} features; the matcher needs the images")
     was_training = model.training
     model.eval()
     try:
         output = model.tower_output(tower, batch)
         h, w = output.feature_map.shape[-2:]
-        if matching and tower in batch.precomputed:
-            raise ConfigError(f"rescoring: the batch holds precomputed {tower} features; the matcher needs the images")
         images = matcher.embed(matching[0], batch.inputs[tower]) if matching else None
         spoken = []
         for i, hypotheses in enumerate(caption.nbest(output, **decoding)):
@@ -122,8 +128,8 @@ def image_to_speech(model: AVModel, batch: Batch, matcher: AVModel | None = None
             best, match = 0, None
             voiced = [k for k, wav in enumerate(waveforms) if len(wav)]
             if matching and voiced:
-                cosines = embed_speech(matcher, matching[1], [waveforms[k] for k in voiced]) @ images[i]
-                best, match = voiced[int(cosines.argmax())], float(cosines.max())
+                nearest, match = nearest_speech(matcher, matching[1], [waveforms[k] for k in voiced], images[i])
+                best = voiced[nearest]
             d = hypotheses[best]
             spoken.append(Spoken(d.tokens, d.attention.view(-1, h, w), waveforms[best], vocoder.sample_rate, match))
         return spoken
