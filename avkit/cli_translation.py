@@ -102,10 +102,23 @@ examples:
   avkit units encode data/digits/manifest.jsonl --units runs/units.safetensors --out runs/units.jsonl
 
 units are k-means clusters (faiss) of speech frames: log-mel frames by default, or a trained audio
-tower's temporal map (--checkpoint). encode writes the manifest again with two fields per line,
-"units" (consecutive repeats collapsed) and "unit_durations" (frames each unit lasted), which
-the caption and unit_vocoder heads train on.
+tower's temporal map (--checkpoint). encode writes the manifest again with three fields per line:
+"units" (consecutive repeats collapsed) and "unit_durations" (frames each unit lasted), which a
+unit_vocoder head trains on, and "spoken_units", the units between the clip's leading and
+trailing silence (frames more than --trim-db below the loudest), which a caption head decodes
+from a picture: the silence's units say what the background noise was, not what was said.
 """
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"a positive number, got {text!r}")
+    return value
 
 
 def _cmd_units_fit(args: argparse.Namespace) -> int:
@@ -130,10 +143,11 @@ def _cmd_units_encode(args: argparse.Namespace) -> int:
 
     model = load_model(args.checkpoint) if args.checkpoint else None
     units = SpeechUnits.load(args.units, model)
-    summary = encode_manifest(units, args.manifest, args.out, show_progress=True, strict=args.strict)
+    summary = encode_manifest(units, args.manifest, args.out, args.trim_db, show_progress=True, strict=args.strict)
     for s in summary["skipped"]:
         print(f"skipped {s['id']}: {s['reason']}")
-    print(f"wrote {args.out}: {summary['count']} clips as units, {summary['mean_length']:.1f} units per clip on average")
+    print(f"wrote {args.out}: {summary['count']} clips as units, {summary['mean_length']:.1f} units per clip on average, "
+          f"{summary['mean_spoken_length']:.1f} between the silences")
     return 0
 
 
@@ -179,11 +193,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     f.set_defaults(func=_cmd_units_fit)
     e = usub.add_parser("encode", help="write a manifest with each clip's unit sequence and durations",
                         description="Encode every clip of a manifest as units; write the manifest again with the fields "
-                        "'units' and 'unit_durations' (media paths made absolute).", epilog=UNITS_EPILOG,
+                        "'units', 'unit_durations' and 'spoken_units' (media paths made absolute).", epilog=UNITS_EPILOG,
                         formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     e.add_argument("manifest", type=Path, help="manifest.jsonl with audio")
     e.add_argument("--units", required=True, type=Path, help="a unit file from 'avkit units fit'")
     e.add_argument("--out", required=True, type=Path, help="the manifest to write")
     e.add_argument("--checkpoint", type=Path, help="the run whose tower the units cluster (tower units only)")
+    e.add_argument("--trim-db", type=positive_float, default=15.0, metavar="DB",
+                   help="spoken_units: a frame more than DB below the clip's loudest is silence (default 15; "
+                   "a large value such as 80 keeps every unit)")
     e.add_argument("--strict", action="store_true", help="fail on the first clip that does not decode, instead of skipping it")
     e.set_defaults(func=_cmd_units_encode)

@@ -52,6 +52,7 @@ from avkit.translation import (  # noqa: E402
     SpeechUnits,
     encode_manifest,
     fit_units,
+    has_spoken_units,
     image_to_speech_files,
     save_speech,
     speech_to_image_files,
@@ -289,7 +290,7 @@ def translation_section(cfg: TranslationDemoConfig, seed: int, manifest: Path, o
         units_manifest.unlink(missing_ok=True)
         for stale in ("vocoder", "image-to-speech"):  # trained on the old units: train them again
             shutil.rmtree(root / stale, ignore_errors=True)
-    if not units_manifest.is_file():
+    if not has_spoken_units(units_manifest):  # also one encoded before spoken units existed
         encode_manifest(units, manifest, units_manifest, show_progress=True)
     timings["speech units (fit + encode)"] = time.perf_counter() - t
     units_args = [f"data.manifest={units_manifest}", f"seed={seed}", f"model.heads.vocoder.vocab={cfg.units}",

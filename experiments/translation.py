@@ -45,6 +45,7 @@ import collections
 import dataclasses
 import json
 import logging
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -72,14 +73,13 @@ from avkit.translation import (
     Spoken,
     encode_manifest,
     fit_units,
-    image_to_speech,
     image_to_speech_heads,
     matcher_towers,
     speech_to_image,
 )
-from avkit.translation.image_to_speech import nearest_speech
+from avkit.translation.image_to_speech import nearest_hypotheses, nearest_speech, speak_hypotheses
 from avkit.translation.plots import save_attention
-from avkit.translation.units import collapse
+from avkit.translation.units import SPOKEN, collapse, has_spoken_units
 from avkit.vision.transforms import denormalize, normalize
 
 log = logging.getLogger("translation")
@@ -96,14 +96,16 @@ DECODINGS = {"greedy": {"beam": 1}, **{f"beam {b}": {"beam": b} for b in BEAMS},
              **{f"beam {b}, rescored": {"beam": b, "rescore": True} for b in BEAMS},
              "greedy, best of 5 phase draws": {"beam": 1, "phase_draws": 5}}
 CONTROL = "greedy, best of 5 phase draws"  # rescoring without a beam: a row beside the targets, not one of them
+WHOLE_CLIP = "caption-whole-clip"  # the ablation: a decoder trained on the whole clip's units, silences kept
 SHOWN = "beam 5, rescored"  # the decoding whose attention maps the report draws
 CAPTION_SEEDS = 3  # image -> units decoders trained, seeds 0, 1, 2
 LENGTH_PENALTIES = (0.0, 0.5, 1.0)  # the beams', tried on validation
 
 
 def pipeline_seconds(seconds: dict[str, float]) -> float:
-    """Training seconds of the translation models themselves: not the judges, not the extra caption seeds."""
-    return sum(v for k, v in seconds.items() if not k.endswith("-judge") and "-seed" not in k)
+    """Training seconds of the translation models themselves: not the judges, the extra caption seeds, the ablation."""
+    return sum(v for k, v in seconds.items() if not k.endswith("-judge") and "-seed" not in k and k != WHOLE_CLIP)
+
 
 
 def run_seconds(result: RunResult) -> float:
@@ -317,9 +319,10 @@ def spectral_convergence(reference: torch.Tensor, estimate: torch.Tensor) -> flo
     return float((reference[..., :t] - estimate[..., :t]).norm() / reference[..., :t].norm())
 
 
-def unit_records(lines: Manifest, split: str) -> list[tuple[str, list[int], list[int]]]:
-    """``(label, units, durations)`` of a split's lines of a units manifest that have units."""
-    return [(r.label, r.extra["units"], r.extra["unit_durations"]) for r in lines.split(split) if "units" in r.extra]
+def unit_records(lines: Manifest, split: str, field: str = SPOKEN) -> list[tuple[str, list[int]]]:
+    """``(label, units)`` of a split's lines of a units manifest that have units (``field``: the spoken ones, or
+    ``"units"``, the whole clip's)."""
+    return [(r.label, r.extra[field]) for r in lines.split(split) if field in r.extra]
 
 
 @torch.no_grad()
@@ -361,26 +364,36 @@ def decode_split(model: AVModel, units_manifest: Path, split: str, decodings: di
     """Every image of a split spoken by each of ``decodings`` (name -> ``beam``, ``length_penalty``;
     ``rescore``: the beam's hypotheses rescored by ``matcher``; ``phase_draws``: the control, see
     :func:`best_of_phase_draws`): ``(speech by decoding, labels, {digit: (its first image (H, W),
-    the ``shown`` decoding's speech)})``. Griffin-Lim starts from random phases: every decoding
-    of a batch starts from the same ones, set by ``seed``."""
+    the ``shown`` decoding's speech)})``. Decodings that differ only in what they do with the beam
+    share one search and its spoken hypotheses; Griffin-Lim's random phases are set per batch by ``seed``."""
     ds = ManifestDataset(units_manifest, {"image": model.pipelines()["image"]}, split=split, label_names=model.config.labels)
+    searches: dict[tuple, bool] = {}  # a beam search's options -> whether every hypothesis is to be spoken (rescoring)
+    for options in decodings.values():
+        searches[search_key(options)] = searches.get(search_key(options), False) or bool(options.get("rescore"))
     spoken: dict[str, list[Spoken]] = {name: [] for name in decodings}
     labels: list[int] = []
     examples: dict[int, tuple[torch.Tensor, Spoken]] = {}
     for index, batch in enumerate(progress(ordered_loader(ds, 64), desc=f"image -> speech ({split})", unit="batch")):
+        torch.manual_seed(seed * 1_000_003 + index)
+        hypotheses = {key: speak_hypotheses(model, batch, spoken=None if everyone else 1, **dict(key))
+                      for key, everyone in searches.items()}  # fmt: skip
         for name, options in decodings.items():
-            torch.manual_seed(seed * 1_000_003 + index)
-            decoding = {k: v for k, v in options.items() if k not in ("rescore", "phase_draws")}
-            said = image_to_speech(model, batch, matcher if options.get("rescore") else None, **decoding)
+            said = hypotheses[search_key(options)]
+            chosen = nearest_hypotheses(matcher, model, batch, said) if options.get("rescore") else [h[0] for h in said]
             if options.get("phase_draws"):
-                said = best_of_phase_draws(model, matcher, batch, said, int(options["phase_draws"]))
-            spoken[name] += said
-            for i, one in enumerate(said):
+                chosen = best_of_phase_draws(model, matcher, batch, chosen, int(options["phase_draws"]))
+            spoken[name] += chosen
+            for i, one in enumerate(chosen):
                 label = int(batch.labels[i])
                 if name == shown and label not in examples:
                     examples[label] = (to_unit_range(model, "image", batch.inputs["image"][i : i + 1])[0].mean(0), one)
         labels += batch.labels.tolist()
     return spoken, labels, examples
+
+
+def search_key(options: dict[str, float]) -> tuple[tuple[str, float], ...]:
+    """A decoding's beam-search options (what it does with the hypotheses left out), as a dict key."""
+    return tuple(sorted((k, v) for k, v in options.items() if k not in ("rescore", "phase_draws")))
 
 
 def best_of_phase_draws(model: AVModel, matcher: AVModel, batch: Batch, said: list[Spoken], draws: int) -> list[Spoken]:
@@ -417,6 +430,50 @@ def voice_encoder_reading(matcher: AVModel, waveforms: list[torch.Tensor]) -> to
     return reading
 
 
+def references_by_digit(records: list[tuple[str, list[int]]]) -> dict[int, list[list[int]]]:
+    """Real unit sequences ``(label, units)`` grouped by digit."""
+    references: dict[int, list[list[int]]] = {d: [] for d in range(10)}
+    for label, seq in records:
+        references[int(label)].append(seq)
+    return references
+
+
+def score_decodings(spoken: dict[str, list[Spoken]], labels: list[int], references: dict[int, list[list[int]]],
+                    audio_judge: AVModel, matcher: AVModel, onset: int | None = None) -> dict[str, dict[str, float]]:  # fmt: skip
+    """Per decoding: the audio judge's accuracy against the pictured digit, the voice encoder's own reading
+    and its agreement with the judge, empty sequences, unit edit distance to ``references`` of the digit,
+    units per utterance, and (``onset``) how often the sequence begins with that unit."""
+    y = torch.tensor(labels)
+    scores = {}
+    for name, said in spoken.items():
+        sequences, waveforms = [s.units for s in said], [s.waveform for s in said]
+        judged, heard = judge_reading(audio_judge, waveforms), voice_encoder_reading(matcher, waveforms)
+        scores[name] = {
+            "judge_accuracy": float((judged == y).float().mean()), "empty": sum(not s for s in sequences),
+            "voice_encoder_accuracy": float((heard == y).float().mean()),
+            "agreement": float((heard == judged).float().mean()),
+            "unit_distance": float(np.mean([mean_unit_distance(seq, references[d]) for seq, d in zip(sequences, labels, strict=True)])),
+            "units": float(np.mean([len(s) for s in sequences])),
+            **({"onset": float(np.mean([bool(s) and s[0] == onset for s in sequences]))} if onset is not None else {})}  # fmt: skip
+    return scores
+
+
+def whole_clip_ablation(runs: Runs, units_manifest: Path, lines: Manifest, audio_judge: AVModel, matcher: AVModel,
+                        penalty: float, seed: int) -> dict:  # fmt: skip
+    """The decoder trained on the whole clip's units (silences kept; seed 0), decoded greedy and by the beams
+    (log p alone) on test, against whole-clip references; which unit whole clips begin with most, and how often."""
+    train = unit_records(lines, "train", "units")
+    onset, count = collections.Counter(seq[0] for _, seq in train if seq).most_common(1)[0]
+    decodings = {"greedy": {"beam": 1}, **{f"beam {b}": {"beam": b, "length_penalty": penalty} for b in BEAMS}}
+    spoken, labels, _ = decode_split(load_model(runs.dirs[WHOLE_CLIP]), units_manifest, "test", decodings, seed=seed)
+    references = references_by_digit(unit_records(lines, "test", "units"))
+    spoken_train = unit_records(lines, "train")
+    return {"onset": onset, "onset_share": count / len(train),
+            "units_per_clip": float(np.mean([len(s) for _, s in train])),
+            "spoken_units_per_clip": float(np.mean([len(s) for _, s in spoken_train])),
+            "test": score_decodings(spoken, labels, references, audio_judge, matcher, onset)}
+
+
 def choose_length_penalty(runs: Runs, units_manifest: Path, audio_judge: AVModel, seed: int) -> tuple[float, dict]:
     """The beams' length penalty: the one whose speech the audio judge reads best on validation,
     over beams 3 and 5 (ranked by log p alone) and every caption seed. Returns it and the validation accuracies."""
@@ -445,32 +502,20 @@ def image_to_speech_report(runs: Runs, units_manifest: Path, units: SpeechUnits,
                     for f in VOCODER_FRAMES}  # fmt: skip
     lines_read = read_manifest(units_manifest)
     test_units = unit_records(lines_read, "test")
-    references: dict[int, list[list[int]]] = {d: [] for d in range(10)}
-    for label, seq, _ in test_units:
-        references[int(label)].append(seq)
+    references = references_by_digit(test_units)
     penalty, penalty_val = choose_length_penalty(runs, units_manifest, audio_judge, seed)
     decodings = {name: {**options, "length_penalty": penalty} for name, options in DECODINGS.items()}
     matcher = load_model(runs.dirs["speech-to-image"])  # the voice encoder: it rescores the beams' hypotheses
     train = unit_records(lines_read, "train")
-    onsets = collections.Counter(seq[0] for _, seq, _ in train if seq)
-    onset, onset_count = onsets.most_common(1)[0]  # the unit most training utterances begin with
     per_seed: dict[str, list[dict[str, float]]] = {name: [] for name in DECODINGS}
     examples: dict[int, tuple[torch.Tensor, Spoken]] = {}
     for run in caption_runs(runs):
         spoken, labels, run_examples = decode_split(load_model(runs.dirs[run]), units_manifest, "test", decodings,
                                                     matcher, seed, SHOWN)  # fmt: skip
         examples = examples or run_examples  # the attention pictures: the first seed's
-        y = torch.tensor(labels)
-        for name, said in spoken.items():
-            sequences, waveforms = [s.units for s in said], [s.waveform for s in said]
-            judged, heard = judge_reading(audio_judge, waveforms), voice_encoder_reading(matcher, waveforms)
-            per_seed[name].append({
-                "judge_accuracy": float((judged == y).float().mean()), "empty": sum(not s for s in sequences),
-                "voice_encoder_accuracy": float((heard == y).float().mean()),
-                "agreement": float((heard == judged).float().mean()),
-                "unit_distance": float(np.mean([mean_unit_distance(seq, references[d]) for seq, d in zip(sequences, labels, strict=True)])),
-                "units": float(np.mean([len(s) for s in sequences])),
-                "onset": float(np.mean([bool(s) and s[0] == onset for s in sequences]))})  # fmt: skip
+        for name, row in score_decodings(spoken, labels, references, audio_judge, matcher).items():
+            per_seed[name].append(row)
+    y = torch.tensor(labels)
     table: dict[str, dict[str, float]] = {}
     for name, rows in per_seed.items():
         accs = [r["judge_accuracy"] for r in rows]
@@ -478,9 +523,10 @@ def image_to_speech_report(runs: Runs, units_manifest: Path, units: SpeechUnits,
             "judge_accuracy": float(np.mean(accs)), "judge_min": min(accs), "judge_max": max(accs),
             "empty": sum(r["empty"] for r in rows), "per_seed": rows,
             **{k: float(np.mean([r[k] for r in rows]))
-               for k in ("unit_distance", "units", "onset", "voice_encoder_accuracy", "agreement")}}  # fmt: skip
+               for k in ("unit_distance", "units", "voice_encoder_accuracy", "agreement")}}  # fmt: skip
+    whole_clip = whole_clip_ablation(runs, units_manifest, lines_read, audio_judge, matcher, penalty, seed)
     # baselines: a random training utterance (its real audio and units); the units of the class-mean frames
-    train_records = [r for r in lines_read.split("train") if "units" in r.extra]  # aligned with ``train``
+    train_records = [r for r in lines_read.split("train") if SPOKEN in r.extra]  # aligned with ``train``
     rng = torch.Generator().manual_seed(seed)
     pick = torch.randint(len(train), (len(labels),), generator=rng).tolist()
     audio_pipe = model.pipelines()["audio"]
@@ -496,15 +542,15 @@ def image_to_speech_report(runs: Runs, units_manifest: Path, units: SpeechUnits,
         length = min(len(f) for f in frames)
         class_mean_units[d], _ = collapse(units.assign(torch.stack([f[:length] for f in frames]).mean(0)))
     torch.manual_seed(seed)  # Griffin-Lim's random phases
-    table["units of the class-mean frames (of the pictured digit)"] = {
+    table["units of the class-mean frames (of the pictured digit; the whole clip's)"] = {
         "judge_accuracy": accuracy(judge_speech(audio_judge, [vocoder.speak(class_mean_units[d]) for d in labels]), y),
         "unit_distance": float(np.mean([mean_unit_distance(class_mean_units[d], references[d]) for d in labels])),
         "units": float(np.mean([len(class_mean_units[d]) for d in labels]))}  # fmt: skip
     table["(another real test utterance of that digit, for scale)"] = {
         "judge_accuracy": float("nan"),
         "unit_distance": float(np.mean([mean_unit_distance(seq, [r for r in references[int(label)] if r is not seq])
-                                        for label, seq, _ in test_units])),
-        "units": float(np.mean([len(seq) for _, seq, _ in test_units]))}  # fmt: skip
+                                        for label, seq in test_units])),
+        "units": float(np.mean([len(seq) for _, seq in test_units]))}  # fmt: skip
     chosen_examples = [examples[d] for d in sorted(examples)[:6]]
     figure = save_attention(results_dir / "translation_image_to_speech.png", [e[0] for e in chosen_examples],
                             [e[1] for e in chosen_examples], [f"digit {d}" for d in sorted(examples)[:6]])  # fmt: skip
@@ -540,17 +586,24 @@ def image_to_speech_report(runs: Runs, units_manifest: Path, units: SpeechUnits,
         "", f"Test split, {len(labels)} images (unseen), their speech by the chosen ({chosen}) vocoder. The image -> units "
         f"decoder was trained with {len(per_seed['greedy'])} seeds; each of its rows gives the mean over seeds "
         "(lowest–highest):", "",
-        f"| speech | audio judge reads the pictured digit | unit edit distance to real utterances of that digit | units | begins with unit {onset} |",
-        "| --- | --- | --- | --- | --- |",
-        *(f"| {k} | {_cell(v['judge_accuracy'])}{_range(v)} | {v['unit_distance']:.3f} | {v['units']:.1f} | "
-          f"{_cell(v['onset']) if 'onset' in v else ''} |" for k, v in table.items()),
+        "| speech | audio judge reads the pictured digit | unit edit distance to real utterances of that digit | units |",
+        "| --- | --- | --- | --- |",
+        *(f"| {k} | {_cell(v['judge_accuracy'])}{_range(v)} | {v['unit_distance']:.3f} | {v['units']:.1f} |"
+          for k, v in table.items()),
         "", f"Empty sequences (an end token first; no speech, counted as misses), over the {len(per_seed['greedy'])} seeds: "
         + ", ".join(f"{k.removeprefix('image -> units, ')} {v['empty']}" for k, v in table.items() if "empty" in v) + ".",
         "", "The unit edit distance is Levenshtein distance over the reference's length, averaged over the digit's "
-        "real test utterances.", "",
-        f"Unit {onset} begins {onset_count / len(train):.0%} of training utterances (most likely the pause before the "
-        "word, which the picture cannot predict; docs/translation.md). The last column shows how often each decoding "
-        "begins with it.", "",
+        "real test utterances (their spoken units).", "",
+        f"The decoder's targets are the spoken units: a clip's units between its leading and trailing silence "
+        f"({whole_clip['spoken_units_per_clip']:.1f} of {whole_clip['units_per_clip']:.1f} per training clip; `avkit units "
+        "encode`, 15 dB below the loudest frame). The silences are background noise whose units name its colour and "
+        f"level, which no picture shows: unit {whole_clip['onset']} alone begins {whole_clip['onset_share']:.0%} of "
+        "whole training clips. The same decoder trained on whole clips' units (seed 0, the same length penalty), on "
+        "test, against whole clips' units of that digit:", "",
+        f"| whole-clip targets | audio judge reads the pictured digit | unit edit distance | units | begins with unit {whole_clip['onset']} |",
+        "| --- | --- | --- | --- | --- |",
+        *(f"| {k} | {v['judge_accuracy']:.3f} | {v['unit_distance']:.3f} | {v['units']:.1f} | {v['onset']:.3f} |"
+          for k, v in whole_clip["test"].items()), "",
         "Rescored rows: every hypothesis of the beam is spoken, the voice encoder of speech -> image embeds it, and the "
         "one nearest the frozen image tower's embedding of the picture is kept (`avkit translate --rescore-with`). "
         "The control row speaks the greedy units 5 times (Griffin-Lim starts from random phases) and keeps the draw "
@@ -572,7 +625,7 @@ def image_to_speech_report(runs: Runs, units_manifest: Path, units: SpeechUnits,
     for name in (n for n in by_decoding if n != "greedy"):
         checks.append((f"{name} ({by_decoding[name]:.3f}) at least as good as greedy ({by_decoding['greedy']:.3f}), "
                        "means over seeds", by_decoding[name] >= by_decoding["greedy"]))  # fmt: skip
-    data = {"judge": judge_real, "unit_separation": separation, "length_penalty": penalty, "length_penalty_val": penalty_val, "vocoder_val": vocoder_val, "vocoder_test": vocoder_test, "chosen_vocoder": chosen,
+    data = {"judge": judge_real, "whole_clip": whole_clip, "unit_separation": separation, "length_penalty": penalty, "length_penalty_val": penalty_val, "vocoder_val": vocoder_val, "vocoder_test": vocoder_test, "chosen_vocoder": chosen,
             "test": table, "units": {"k": units.k, **units.fitted_on}}  # fmt: skip
     return lines, data, checks
 
@@ -632,14 +685,23 @@ def main(argv: list[str] | None = None) -> int:
             voice = load_model(runs.dirs["speech-to-image"])
             units_file, units_manifest = args.out / "units.safetensors", args.out / "units.jsonl"
             units_timing = args.out / "units.timing.json"
-            if not (units_file.is_file() and units_manifest.is_file() and units_timing.is_file()):
+            timing = json.loads(units_timing.read_text()) if units_timing.is_file() else {}
+            if not units_file.is_file() or "fit" not in timing:
+                stale = [d for d in args.out.glob("*") if d.name.startswith(("vocoder-", "image-to-speech", WHOLE_CLIP))]
+                log.info("fitting speech units; runs trained on earlier units are removed: %s", [d.name for d in stale])
+                for d in stale:
+                    shutil.rmtree(d)
                 started = time.perf_counter()
                 fit_units(manifest, UNITS_K, model=voice, tower="audio", checkpoint=str(runs.dirs["speech-to-image"]),
                           seed=args.seed, show_progress=True).save(units_file)  # fmt: skip
-                encode_manifest(SpeechUnits.load(units_file, model=voice), manifest, units_manifest, show_progress=True)
-                atomic_write_json(units_timing, {"seconds": time.perf_counter() - started})
+                timing = {"fit": time.perf_counter() - started}
             units = SpeechUnits.load(units_file, model=voice)
-            runs.seconds["units (fit + encode)"] = json.loads(units_timing.read_text())["seconds"]
+            if "encode" not in timing or not has_spoken_units(units_manifest):  # also a manifest from before spoken units
+                started = time.perf_counter()
+                encode_manifest(units, manifest, units_manifest, show_progress=True)
+                timing["encode"] = time.perf_counter() - started
+            atomic_write_json(units_timing, timing)
+            runs.seconds["units (fit + encode)"] = timing["fit"] + timing["encode"]
             logmel_file = args.out / "units-logmel.safetensors"
             if not logmel_file.is_file():
                 fit_units(manifest, UNITS_K, seed=args.seed, show_progress=True).save(logmel_file)
@@ -657,6 +719,9 @@ def main(argv: list[str] | None = None) -> int:
                           f"seed={args.seed + caption_seed}", from_classifier,
                           f"model.init.vocoder.checkpoint={runs.dirs[f'vocoder-{chosen}']}", f"model.heads.vocoder.frames={chosen}",
                           f"model.heads.vocoder.vocab={UNITS_K}", f"model.heads.caption.vocab={UNITS_K}", data=units_manifest)  # fmt: skip
+            train_run(WHOLE_CLIP, "image-to-speech.toml", seed, from_classifier, "model.heads.caption.target=units",
+                      f"model.init.vocoder.checkpoint={runs.dirs[f'vocoder-{chosen}']}", f"model.heads.vocoder.frames={chosen}",
+                      f"model.heads.vocoder.vocab={UNITS_K}", f"model.heads.caption.vocab={UNITS_K}", data=units_manifest)  # fmt: skip
 
         for direction in judged:
             started = time.perf_counter()

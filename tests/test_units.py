@@ -20,7 +20,7 @@ from avkit.models import load_model
 from avkit.models.sequence_decoder import ShowAttendTell
 from avkit.train import RunConfig, train
 from avkit.translation import SpeechUnits, image_to_speech_files, image_to_speech_heads
-from avkit.translation.units import collapse, front_end_durations
+from avkit.translation.units import collapse, front_end_durations, has_spoken_units, speech_span, spoken_part
 from tests.conftest import tiny_config
 
 
@@ -115,8 +115,24 @@ def test_units_fit_and_encode_write_sequences_that_add_up_to_the_clip(unit_manif
         assert len(seq) == len(dur) and all(a != b for a, b in zip(seq, seq[1:], strict=False))
         assert all(0 <= u < 12 for u in seq) and sum(dur) == 101  # 1 s at hop 160, centred frames
         assert Path(line["audio"]).is_absolute() and Path(line["image"]).is_file()
+        spoken, n = line["spoken_units"], len(line["spoken_units"])
+        assert n >= 1 and any(seq[i : i + n] == spoken for i in range(len(seq) - n + 1))  # the silences cut off the ends
+    assert has_spoken_units(unit_manifest) and not has_spoken_units(small_digits / "manifest.jsonl")
     with pytest.raises(ArtifactError, match="not a units file written by avkit units fit"):
         SpeechUnits.load(_checkpoint_like(unit_manifest))
+
+
+def test_the_spoken_part_is_the_units_between_the_leading_and_trailing_silence():
+    t = torch.arange(16000) / 16000
+    wav = 0.001 * torch.randn(16000, generator=torch.Generator().manual_seed(0))  # 1 s of quiet noise
+    wav[4800:9600] += 0.5 * torch.sin(2 * math.pi * 440 * t[4800:9600])  # a tone from 0.3 s to 0.6 s
+    settings = {"win_length": 400, "hop_length": 160}
+    start, end = speech_span(wav, settings, top_db=15)
+    assert 28 <= start <= 30 and 61 <= end <= 63  # frames of 10 ms; a frame's 25 ms window reaches a little past its centre
+    assert speech_span(wav, settings, top_db=80) == (0, 101)  # the noise lies 50 dB down: nothing is silent
+    units, durations = [1, 2, 3, 4, 5], [20, 10, 30, 20, 21]  # frames [0, 20), [20, 30), [30, 60), [60, 80), [80, 101)
+    assert spoken_part(units, durations, (29, 62)) == [2, 3, 4]  # a unit touching the span stays
+    assert spoken_part(units, durations, (0, 101)) == units and spoken_part(units, durations, (20, 30)) == [2]
 
 
 def _checkpoint_like(unit_manifest: Path) -> Path:
@@ -307,10 +323,14 @@ def test_units_of_a_tower_need_that_run_and_k_must_fit_the_frames(small_digits, 
     assert "load that run's model with them" in capsys.readouterr().err
     assert cli(["units", "encode", manifest, "--units", str(out), "--out", str(tmp_path / "m.jsonl"),
                 "--checkpoint", str(trained_run)]) == 0  # fmt: skip
+    assert " between the silences" in capsys.readouterr().out
     lines = [json.loads(x) for x in (tmp_path / "m.jsonl").read_text().splitlines()]
     assert all(sum(x["unit_durations"]) == 101 for x in lines)  # counted in front-end frames, as a vocoder needs
     assert cli(["units", "fit", manifest, "--out", str(tmp_path / "u.safetensors"), "--k", "100000"]) == 2
     assert "k must lie in [2," in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse refuses it and says why
+        cli(["units", "encode", manifest, "--units", str(out), "--out", str(tmp_path / "n.jsonl"), "--trim-db", "0"])
+    assert "--trim-db: a positive number, got '0'" in capsys.readouterr().err
 
 
 def test_token_fields_that_are_not_integer_lists_or_do_not_fit_the_clip_are_refused_by_name(unit_manifest, tmp_path):

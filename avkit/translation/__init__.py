@@ -8,7 +8,8 @@
     spoken = image_to_speech_files(model, ["three.png"], beam=5)   # units, attention per unit, waveform
     spoken = image_to_speech_files(model, ["three.png"], matcher=load_model("runs/speech-to-image"), beam=5)
 
-Speech units (``units``): k-means over speech frames, the vocabulary image -> speech decodes.
+Speech units (``units``): k-means over speech frames, the vocabulary image -> speech decodes
+(the spoken part of each clip, its silences trimmed).
 """
 
 from avkit.translation.image_to_speech import (
@@ -25,8 +26,8 @@ from avkit.translation.speech_to_image import (
     speech_to_image_files,
     speech_to_image_heads,
 )
-from avkit.translation.units import SpeechUnits, encode_manifest, fit_units
+from avkit.translation.units import SpeechUnits, encode_manifest, fit_units, has_spoken_units
 
-__all__ = ["SpeechToImageHeads", "SpeechUnits", "Spoken", "encode_manifest", "fit_units", "image_to_speech",
+__all__ = ["SpeechToImageHeads", "SpeechUnits", "Spoken", "encode_manifest", "fit_units", "has_spoken_units", "image_to_speech",
            "image_to_speech_files", "image_to_speech_heads", "matcher_towers", "save_speech", "speech_to_image", "speech_to_image_files",
            "speech_to_image_heads"]

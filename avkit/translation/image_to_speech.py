@@ -14,6 +14,7 @@ matcher, trained on real speech, judges what the vocoder made of each proposal.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,19 @@ def matcher_towers(matcher: AVModel, model: AVModel, image_tower: str, sample_ra
     return towers
 
 
+def rescoring_towers(matcher: AVModel, model: AVModel, batch: Batch) -> tuple[str, str]:
+    """The matcher's image and audio towers, to rescore the hypotheses for ``batch``'s images (:func:`matcher_towers`).
+
+    Raises:
+        ConfigError: as :func:`matcher_towers`, or the batch holds precomputed image features, not the images.
+    """
+    caption, vocoder = image_to_speech_heads(model)
+    towers = matcher_towers(matcher, model, caption.towers[0], vocoder.sample_rate)
+    if caption.towers[0] in batch.precomputed:
+        raise ConfigError(f"rescoring: the batch holds precomputed {caption.towers[0]} features; the matcher needs the images")
+    return towers
+
+
 def embed_speech(matcher: AVModel, tower: str, waveforms: list[Tensor]) -> Tensor:
     """Unit-norm embeddings ``(K, D)`` of waveforms of any length, each through ``tower``'s evaluation pipeline."""
     pipe = matcher.pipelines()[tower]
@@ -104,37 +118,49 @@ def nearest_speech(matcher: AVModel, tower: str, waveforms: list[Tensor], image:
 
 
 @torch.no_grad()
-def image_to_speech(model: AVModel, batch: Batch, matcher: AVModel | None = None, **decoding: float) -> list[Spoken]:
-    """Speech for the batch's images. ``decoding``: ``beam`` (1: greedy), ``max_length``, ``length_penalty``.
-
-    Without a ``matcher`` each image gets the beam's best hypothesis; with one, the hypothesis whose
-    speech the matcher embeds nearest the image (a hypothesis with no units is never chosen over one with some).
-    """
+def speak_hypotheses(model: AVModel, batch: Batch, spoken: int | None = None, **decoding: float) -> list[list[Spoken]]:
+    """The beam's hypotheses for each of the batch's images, best log p first, each spoken by the vocoder
+    (``spoken``: only the first that many). ``decoding``: ``beam`` (1: greedy), ``max_length``, ``length_penalty``."""
     caption, vocoder = image_to_speech_heads(model)
     tower = caption.towers[0]
-    matching = matcher_towers(matcher, model, tower, vocoder.sample_rate) if matcher is not None else None
-    if matching and tower in batch.precomputed:
-        raise ConfigError(f"rescoring: the batch holds precomputed {tower} features; the matcher needs the images")
     was_training = model.training
     model.eval()
     try:
         output = model.tower_output(tower, batch)
         h, w = output.feature_map.shape[-2:]
-        images = matcher.embed(matching[0], batch.inputs[tower]) if matching else None
-        spoken = []
-        for i, hypotheses in enumerate(caption.nbest(output, **decoding)):
-            hypotheses = hypotheses if matching else hypotheses[:1]
-            waveforms = [vocoder.speak(d.tokens) for d in hypotheses]
-            best, match = 0, None
-            voiced = [k for k, wav in enumerate(waveforms) if len(wav)]
-            if matching and voiced:
-                nearest, match = nearest_speech(matcher, matching[1], [waveforms[k] for k in voiced], images[i])
-                best = voiced[nearest]
-            d = hypotheses[best]
-            spoken.append(Spoken(d.tokens, d.attention.view(-1, h, w), waveforms[best], vocoder.sample_rate, match))
-        return spoken
+        return [[Spoken(d.tokens, d.attention.view(-1, h, w), vocoder.speak(d.tokens), vocoder.sample_rate)
+                 for d in hypotheses[:spoken]] for hypotheses in caption.nbest(output, **decoding)]  # fmt: skip
     finally:
         model.train(was_training)
+
+
+@torch.no_grad()
+def nearest_hypotheses(matcher: AVModel, model: AVModel, batch: Batch, hypotheses: list[list[Spoken]]) -> list[Spoken]:
+    """For each image of the batch, the hypothesis whose speech ``matcher`` embeds nearest the image, with
+    that cosine as its ``match`` (a hypothesis with no units is never chosen over one with some)."""
+    image_tower, audio_tower = rescoring_towers(matcher, model, batch)
+    images = matcher.embed(image_tower, batch.inputs[image_to_speech_heads(model)[0].towers[0]])
+    chosen = []
+    for said, image in zip(hypotheses, images, strict=True):
+        voiced = [k for k, one in enumerate(said) if len(one.waveform)]
+        if not voiced:
+            chosen.append(said[0])
+            continue
+        nearest, match = nearest_speech(matcher, audio_tower, [said[k].waveform for k in voiced], image)
+        chosen.append(dataclasses.replace(said[voiced[nearest]], match=match))
+    return chosen
+
+
+def image_to_speech(model: AVModel, batch: Batch, matcher: AVModel | None = None, **decoding: float) -> list[Spoken]:
+    """Speech for the batch's images. ``decoding``: ``beam`` (1: greedy), ``max_length``, ``length_penalty``.
+
+    Without a ``matcher`` each image gets the beam's best hypothesis; with one, every hypothesis is
+    spoken and the one the matcher hears nearest the image is kept (:func:`nearest_hypotheses`).
+    """
+    if matcher is None:
+        return [said[0] for said in speak_hypotheses(model, batch, spoken=1, **decoding)]
+    rescoring_towers(matcher, model, batch)  # refused before any decoding
+    return nearest_hypotheses(matcher, model, batch, speak_hypotheses(model, batch, **decoding))
 
 
 def image_to_speech_files(model: AVModel, images: Sequence[str | Path], matcher: AVModel | None = None,

@@ -5,6 +5,12 @@
     units.save("units.safetensors"); units = SpeechUnits.load("units.safetensors", model=m)
     sequence, durations = units.encode(wav)                 # [12, 40, 7, ...], frames per unit [3, 5, 2, ...]
 
+``encode_manifest`` also writes ``spoken_units``: the units of the spoken part alone, the
+clip's leading and trailing silence dropped (frames more than ``trim_db`` below the loudest,
+as ``librosa.effects.trim`` finds them). The silence is the recording's background noise,
+whose units name its colour and level, not the word; a decoder that must guess them from a
+picture is better trained on ``spoken_units`` (docs/translation.md).
+
 Durations are always counted in the log-mel front-end's frames (its hop), whatever the
 features: a unit of a tower's map, whose cells are coarser, lasts the front-end frames its
 cells span, and the last unit runs to the end of the clip, so a clip's durations add up to
@@ -25,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import faiss
+import librosa
 import numpy as np
 import torch
 from torch import Tensor
@@ -39,6 +46,8 @@ from avkit.progress import progress
 log = logging.getLogger(__name__)
 
 KIND, FORMAT = "units", 1
+SPOKEN = "spoken_units"  # the manifest field of the units between a clip's leading and trailing silence
+TRIM_DB = 15.0  # a frame more than this many dB below the clip's loudest is silence
 
 
 def collapse(assignments: Tensor) -> tuple[list[int], list[int]]:
@@ -164,6 +173,25 @@ def front_end_durations(durations: list[int], frames_per_second: float, settings
     return [b - a for a, b in zip(edges, edges[1:], strict=False)]
 
 
+def speech_span(wav: Tensor, settings: dict[str, Any], top_db: float = TRIM_DB) -> tuple[int, int]:
+    """The front-end frames ``[start, end)`` of a clip ``(T,)`` between its leading and trailing silence.
+
+    A frame is silent when its RMS lies more than ``top_db`` below the clip's loudest frame
+    (``librosa.effects.trim`` with the front-end's window and hop); silence inside the speech stays.
+    """
+    hop = settings["hop_length"]
+    _, (start, end) = librosa.effects.trim(wav.numpy(), top_db=top_db, frame_length=settings["win_length"], hop_length=hop)
+    last = len(wav) // hop + 1  # the centred STFT's frame count
+    return int(start) // hop, last if end >= len(wav) else -(-int(end) // hop)
+
+
+def spoken_part(units: list[int], durations: list[int], span: tuple[int, int]) -> list[int]:
+    """The units that overlap ``span`` (front-end frames ``[start, end)``, see :func:`speech_span`):
+    those wholly inside the leading or trailing silence dropped."""
+    edges = np.cumsum([0, *durations])
+    return [u for u, a, b in zip(units, edges[:-1], edges[1:], strict=True) if b > span[0] and a < span[1]]
+
+
 def frame_pipeline(settings: dict[str, Any]) -> Pipeline:
     """The audio pipeline that reads whole clips at ``settings`` (an audio tower's, ``seconds`` ignored)."""
     return get_modality("audio").make_pipeline({**settings, "seconds": None})
@@ -257,15 +285,27 @@ def _default_settings() -> dict[str, Any]:
     return asdict(get_modality("audio").parse_settings({}))
 
 
-def encode_manifest(units: SpeechUnits, manifest: Manifest | str | Path, out: str | Path,
+def has_spoken_units(manifest: str | Path) -> bool:
+    """Whether ``manifest`` exists and every line with units has spoken units too (``encode_manifest``
+    wrote them; a manifest encoded before they existed lacks them)."""
+    if not Path(manifest).is_file():
+        return False
+    encoded = [r for r in read_manifest(manifest).records if "units" in r.extra]
+    return bool(encoded) and all(SPOKEN in r.extra for r in encoded)
+
+
+def encode_manifest(units: SpeechUnits, manifest: Manifest | str | Path, out: str | Path, trim_db: float = TRIM_DB,
                     show_progress: bool = False, strict: bool = False) -> dict[str, Any]:  # fmt: skip
-    """Write ``out``: ``manifest``'s records with fields ``units`` (repeats collapsed) and ``unit_durations``
-    (frames each unit lasted). Media paths become absolute, so ``out`` may live anywhere.
+    """Write ``out``: ``manifest``'s records with fields ``units`` (repeats collapsed), ``unit_durations``
+    (frames each unit lasted) and ``spoken_units`` (the units between the clip's leading and trailing
+    silence, ``trim_db`` below its loudest frame; :func:`speech_span`). Media paths become absolute,
+    so ``out`` may live anywhere.
 
     A clip that does not decode is reported and left without units (``strict``: raised).
 
     Returns:
-        ``count`` (records encoded), ``skipped`` (``{id, reason}``), ``mean_length`` (units per clip), ``path``.
+        ``count`` (records encoded), ``skipped`` (``{id, reason}``), ``mean_length`` (units per clip),
+        ``mean_spoken_length`` (spoken units per clip), ``path``.
     """
     from dataclasses import replace
 
@@ -275,19 +315,22 @@ def encode_manifest(units: SpeechUnits, manifest: Manifest | str | Path, out: st
     manifest = manifest if isinstance(manifest, Manifest) else read_manifest(manifest, modalities=["audio"])
     refuse_overwriting(out, [manifest.path])
     pipe = units.pipeline()
-    records, skipped, lengths = [], [], []
+    records, skipped, lengths, spoken_lengths = [], [], [], []
     for rec in progress(manifest.records, desc="units", enabled=show_progress, unit="clip"):
-        extra = {k: v for k, v in rec.extra.items() if k not in ("units", "unit_durations")}
+        extra = {k: v for k, v in rec.extra.items() if k not in ("units", "unit_durations", SPOKEN)}
         try:
-            sequence, durations = units.encode(manifest.load(rec, pipe))
+            wav = manifest.load(rec, pipe)
+            sequence, durations = units.encode(wav)
         except MediaError as exc:
             if strict:
                 raise
             skipped.append({"id": rec.id, "reason": str(exc)})
             log.warning("skipping %s: %s", rec.id, exc)
         else:
-            extra.update(units=sequence, unit_durations=durations)
+            spoken = spoken_part(sequence, durations, speech_span(wav, units.features["settings"], trim_db))
+            extra.update({"units": sequence, "unit_durations": durations, SPOKEN: spoken})
             lengths.append(len(sequence))
+            spoken_lengths.append(len(spoken))
         paths = {m: str(manifest.resolve(rec, m).resolve()) for m in rec.paths}
         for m in list_modalities():  # other modalities' paths (read as metadata here) move along too
             if isinstance(extra.get(m), str) and rec.video is None:
@@ -296,4 +339,4 @@ def encode_manifest(units: SpeechUnits, manifest: Manifest | str | Path, out: st
         records.append(replace(rec, paths=paths, extra=extra, video=video))
     write_manifest(out, records)
     return {"count": len(lengths), "skipped": skipped, "mean_length": float(np.mean(lengths)) if lengths else 0.0,
-            "path": str(out)}  # fmt: skip
+            "mean_spoken_length": float(np.mean(spoken_lengths)) if lengths else 0.0, "path": str(out)}  # fmt: skip
