@@ -58,7 +58,7 @@ from avkit.data.batch import Batch
 from avkit.data.dataset import ManifestDataset, map_batches, ordered_loader
 from avkit.data.digits import DigitsConfig, build_digits
 from avkit.data.manifest import Manifest, read_manifest
-from avkit.errors import AvkitError
+from avkit.errors import ArtifactError, AvkitError
 from avkit.evaluation.generation import accuracy, frechet_distance
 from avkit.evaluation.sequences import edit_distance
 from avkit.fileio import atomic_write_json
@@ -686,16 +686,21 @@ def main(argv: list[str] | None = None) -> int:
             units_file, units_manifest = args.out / "units.safetensors", args.out / "units.jsonl"
             units_timing = args.out / "units.timing.json"
             timing = json.loads(units_timing.read_text()) if units_timing.is_file() else {}
-            if not units_file.is_file() or "fit" not in timing:
+            try:  # units fitted on this very voice encoder are reused
+                units = SpeechUnits.load(units_file, model=voice) if units_file.is_file() and "fit" in timing else None
+            except ArtifactError as exc:
+                log.info("%s", exc)
+                units = None
+            if units is None:
                 stale = [d for d in args.out.glob("*") if d.name.startswith(("vocoder-", "image-to-speech", WHOLE_CLIP))]
                 log.info("fitting speech units; runs trained on earlier units are removed: %s", [d.name for d in stale])
                 for d in stale:
                     shutil.rmtree(d)
                 started = time.perf_counter()
-                fit_units(manifest, UNITS_K, model=voice, tower="audio", checkpoint=str(runs.dirs["speech-to-image"]),
-                          seed=args.seed, show_progress=True).save(units_file)  # fmt: skip
+                units = fit_units(manifest, UNITS_K, model=voice, tower="audio", checkpoint=str(runs.dirs["speech-to-image"]),
+                                  seed=args.seed, show_progress=True)  # fmt: skip
+                units.save(units_file)
                 timing = {"fit": time.perf_counter() - started}
-            units = SpeechUnits.load(units_file, model=voice)
             if "encode" not in timing or not has_spoken_units(units_manifest):  # also a manifest from before spoken units
                 started = time.perf_counter()
                 encode_manifest(units, manifest, units_manifest, show_progress=True)
