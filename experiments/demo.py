@@ -292,6 +292,7 @@ def translation_section(cfg: TranslationDemoConfig, seed: int, manifest: Path, o
             shutil.rmtree(root / stale, ignore_errors=True)
     if not has_spoken_units(units_manifest):  # also one encoded before spoken units existed
         encode_manifest(units, manifest, units_manifest, show_progress=True)
+        shutil.rmtree(root / "image-to-speech", ignore_errors=True)  # its targets may have been the whole clips' units
     timings["speech units (fit + encode)"] = time.perf_counter() - t
     units_args = [f"data.manifest={units_manifest}", f"seed={seed}", f"model.heads.vocoder.vocab={cfg.units}",
                   f"model.heads.vocoder.frames={cfg.vocoder_frames}"]  # fmt: skip

@@ -20,7 +20,13 @@ from avkit.models import load_model
 from avkit.models.sequence_decoder import ShowAttendTell
 from avkit.train import RunConfig, train
 from avkit.translation import SpeechUnits, image_to_speech_files, image_to_speech_heads
-from avkit.translation.units import collapse, front_end_durations, has_spoken_units, speech_span, spoken_part
+from avkit.translation.units import (
+    collapse,
+    front_end_durations,
+    has_spoken_units,
+    speech_span,
+    spoken_part,
+)
 from tests.conftest import tiny_config
 
 
@@ -117,7 +123,11 @@ def test_units_fit_and_encode_write_sequences_that_add_up_to_the_clip(unit_manif
         assert Path(line["audio"]).is_absolute() and Path(line["image"]).is_file()
         spoken, n = line["spoken_units"], len(line["spoken_units"])
         assert n >= 1 and any(seq[i : i + n] == spoken for i in range(len(seq) - n + 1))  # the silences cut off the ends
+    assert sum(len(x["spoken_units"]) for x in lines) < sum(len(x["units"]) for x in lines)  # the clips' silences are cut off
     assert has_spoken_units(unit_manifest) and not has_spoken_units(small_digits / "manifest.jsonl")
+    older = unit_manifest.parent / "encoded-before-spoken-units.jsonl"
+    older.write_text("".join(json.dumps({k: v for k, v in x.items() if k != "spoken_units"}) + "\n" for x in lines))
+    assert not has_spoken_units(older)
     with pytest.raises(ArtifactError, match="not a units file written by avkit units fit"):
         SpeechUnits.load(_checkpoint_like(unit_manifest))
 
@@ -130,6 +140,8 @@ def test_the_spoken_part_is_the_units_between_the_leading_and_trailing_silence()
     start, end = speech_span(wav, settings, top_db=15)
     assert 28 <= start <= 30 and 61 <= end <= 63  # frames of 10 ms; a frame's 25 ms window reaches a little past its centre
     assert speech_span(wav, settings, top_db=80) == (0, 101)  # the noise lies 50 dB down: nothing is silent
+    wav[9600:15800] += 0.5 * torch.sin(2 * math.pi * 440 * t[9600:15800])  # the tone runs on to 0.9875 s
+    assert speech_span(wav, settings, top_db=15)[1] == 100  # frame 99's window reaches it, frame 100's (the last) does not
     units, durations = [1, 2, 3, 4, 5], [20, 10, 30, 20, 21]  # frames [0, 20), [20, 30), [30, 60), [60, 80), [80, 101)
     assert spoken_part(units, durations, (29, 62)) == [2, 3, 4]  # a unit touching the span stays
     assert spoken_part(units, durations, (0, 101)) == units and spoken_part(units, durations, (20, 30)) == [2]

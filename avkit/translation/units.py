@@ -177,12 +177,12 @@ def speech_span(wav: Tensor, settings: dict[str, Any], top_db: float = TRIM_DB) 
     """The front-end frames ``[start, end)`` of a clip ``(T,)`` between its leading and trailing silence.
 
     A frame is silent when its RMS lies more than ``top_db`` below the clip's loudest frame
-    (``librosa.effects.trim`` with the front-end's window and hop); silence inside the speech stays.
+    (``librosa.effects.trim``'s rule, with the front-end's window and hop, counted in its centred
+    frames); silence inside the speech stays.
     """
-    hop = settings["hop_length"]
-    _, (start, end) = librosa.effects.trim(wav.numpy(), top_db=top_db, frame_length=settings["win_length"], hop_length=hop)
-    last = len(wav) // hop + 1  # the centred STFT's frame count
-    return int(start) // hop, last if end >= len(wav) else -(-int(end) // hop)
+    rms = librosa.feature.rms(y=wav.numpy(), frame_length=settings["win_length"], hop_length=settings["hop_length"])[0]
+    loud = np.flatnonzero(librosa.amplitude_to_db(rms, ref=np.max, top_db=None) > -top_db)
+    return int(loud[0]), int(loud[-1]) + 1
 
 
 def spoken_part(units: list[int], durations: list[int], span: tuple[int, int]) -> list[int]:
