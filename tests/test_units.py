@@ -142,6 +142,7 @@ def test_the_spoken_part_is_the_units_between_the_leading_and_trailing_silence()
     assert speech_span(wav, settings, top_db=80) == (0, 101)  # the noise lies 50 dB down: nothing is silent
     wav[9600:15800] += 0.5 * torch.sin(2 * math.pi * 440 * t[9600:15800])  # the tone runs on to 0.9875 s
     assert speech_span(wav, settings, top_db=15)[1] == 100  # frame 99's window reaches it, frame 100's (the last) does not
+    assert speech_span(torch.zeros(0), settings) == (0, 0) and spoken_part([], [], (0, 0)) == []
     units, durations = [1, 2, 3, 4, 5], [20, 10, 30, 20, 21]  # frames [0, 20), [20, 30), [30, 60), [60, 80), [80, 101)
     assert spoken_part(units, durations, (29, 62)) == [2, 3, 4]  # a unit touching the span stays
     assert spoken_part(units, durations, (0, 101)) == units and spoken_part(units, durations, (20, 30)) == [2]

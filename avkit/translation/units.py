@@ -180,6 +180,8 @@ def speech_span(wav: Tensor, settings: dict[str, Any], top_db: float = TRIM_DB) 
     (``librosa.effects.trim``'s rule, with the front-end's window and hop, counted in its centred
     frames); silence inside the speech stays.
     """
+    if not len(wav):
+        return 0, 0
     rms = librosa.feature.rms(y=wav.numpy(), frame_length=settings["win_length"], hop_length=settings["hop_length"])[0]
     loud = np.flatnonzero(librosa.amplitude_to_db(rms, ref=np.max, top_db=None) > -top_db)
     return int(loud[0]), int(loud[-1]) + 1
