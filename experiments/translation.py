@@ -74,10 +74,9 @@ from avkit.translation import (
     encode_manifest,
     fit_units,
     image_to_speech_heads,
-    matcher_towers,
     speech_to_image,
 )
-from avkit.translation.image_to_speech import nearest_hypotheses, nearest_speech, speak_hypotheses
+from avkit.translation.image_to_speech import nearest_hypotheses, speak_hypotheses
 from avkit.translation.plots import save_attention
 from avkit.translation.units import SPOKEN, collapse, has_spoken_units
 from avkit.vision.transforms import denormalize, normalize
@@ -402,17 +401,9 @@ def best_of_phase_draws(model: AVModel, matcher: AVModel, batch: Batch, said: li
     differ), and the draw ``matcher`` embeds nearest the image kept. What rescoring gains beyond this,
     it gains from the beam's other hypotheses."""
     _, vocoder = image_to_speech_heads(model)
-    image_tower, audio_tower = matcher_towers(matcher, model, "image", vocoder.sample_rate)
-    images = matcher.embed(image_tower, batch.inputs["image"])
-    chosen = []
-    for one, image in zip(said, images, strict=True):
-        if not one.units:
-            chosen.append(one)
-            continue
-        waveforms = [one.waveform] + [vocoder.speak(one.units) for _ in range(draws - 1)]
-        best, match = nearest_speech(matcher, audio_tower, waveforms, image)
-        chosen.append(dataclasses.replace(one, waveform=waveforms[best], match=match))
-    return chosen
+    spoken_again = [[one, *(dataclasses.replace(one, waveform=vocoder.speak(one.units)) for _ in range(draws - 1))]
+                    for one in said]  # fmt: skip
+    return nearest_hypotheses(matcher, model, batch, spoken_again)
 
 
 @torch.no_grad()
