@@ -76,7 +76,7 @@ class MatchingConfig:
 
 @dataclass
 class LocalizationDemoConfig:
-    """The quick localization model: scenes, the matching run's audio tower (frozen), a few epochs."""
+    """The quick localization model: scenes, the matching run's audio tower (frozen) and image encoder, a few epochs."""
 
     config: str = str(Path(__file__).parent / "configs" / "localization.toml")
     epochs: int = 6
@@ -243,7 +243,7 @@ def localization_section(cfg: LocalizationDemoConfig, seed: int, manifest: Path,
     """Train a quick localization model on the scenes (boxes unused), score the test split, draw cases."""
     result = train_step("localization model", cfg.config, [
         f"data.manifest={manifest}", f"out={out / 'localization'}", f"optim.epochs={cfg.epochs}", f"seed={seed}",
-        f"model.init.matching.checkpoint={matching}"], timings)  # fmt: skip
+        f"model.init.matching.checkpoint={matching}", f"model.init.matching_image.checkpoint={matching}"], timings)  # fmt: skip
     t = time.perf_counter()
     model = load_model(result.run_dir)
     report = evaluate_localization(model, manifest, "test", seed=seed, show_progress=True)
@@ -252,7 +252,8 @@ def localization_section(cfg: LocalizationDemoConfig, seed: int, manifest: Path,
     return [
         "## Localization: where in the scene is the spoken digit?", "",
         f"`{Path(cfg.config).name}` trained for {cfg.epochs} epochs ({result.steps} steps) on the scenes' train split "
-        "without their boxes; its audio tower is the matching model's, frozen. Test split (unseen voices and images): "
+        "without their boxes; its audio tower is the matching model's, frozen, and its image encoder starts from the "
+        "matching model's. Test split (unseen voices and images): "
         "cIoU under three binarisation rules, negative-aware AP, the audio-swap control and baselines "
         "(docs/localization.md explains each; the full experiment is `experiments/localization.py`).", "",
         report.markdown(), "",

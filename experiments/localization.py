@@ -4,12 +4,14 @@
     python experiments/localization.py --quick --out runs/loc-quick --results runs/loc-quick/results.md
 
 1. **Matching** (``contrastive.toml``): audio <-> image InfoNCE on AV-digits pairs,
-   no labels, no boxes. Its audio tower starts every localization run, frozen.
+   no labels, no boxes. Its audio tower starts every localization run, frozen, and its
+   image encoder starts the ResNet runs (it saw one 32-px digit; scene digits are 28-56 px).
 2. **Unsupervised variants** (``localization.toml``; boxes unused in training): the
    paper's attention with InfoNCE or its distance-ratio triplet, EZ-VSL's max-pooled
-   MIL, LVS's background hard negatives, and the shipped recipe (InfoNCE with a
-   smoothness prior on the map). Each keeps its best epoch on validation; the variant
-   with the best validation adaptive AUC is the model.
+   MIL, LVS's background hard negatives, and the shipped recipe built up a term at a
+   time (InfoNCE with a smoothness prior on the map, then flip equivariance, then the
+   presence term). Each keeps its best epoch on validation; the variant with the best
+   validation adaptive AUC is the model.
 3. **Stacked hourglass**: the chosen variant on ``image_hourglass`` (stride 4, intermediate
    supervision) instead of ``image_resnet`` (stride 8), for comparison.
 4. **Semi-supervised**: the chosen variant with the box term, boxes kept on 10% of the
@@ -51,16 +53,25 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = Path(__file__).parent / "configs"
 TARGETS = {"success": 0.80, "auc": 0.60, "swap": 0.80, "ap": 0.70, "minutes": 15.0}
 
-#: Overrides that turn off the smoothness prior of localization.toml (the paper's recipe has none).
-NO_TV = ["model.heads.localization.total_variation=false", "loss_weights={}"]
+#: Overrides that turn off what localization.toml adds to the paper's recipe: the smoothness prior, flip
+#: equivariance and the presence term.
+BARE = ["model.heads.localization.total_variation=false", "model.heads.localization.flip_equivariance=false",
+        "model.heads.localization.presence=false", "loss_weights={}"]  # fmt: skip
+SMOOTH_ONLY = ["model.heads.localization.flip_equivariance=false", "model.heads.localization.presence=false",
+               'loss_weights={"localization": {"infonce": 1.0, "tv": 2.0}}']  # fmt: skip
 #: name -> overrides of localization.toml, in report order: the unsupervised variants compared on validation.
 VARIANTS: dict[str, list[str]] = {
-    "attention + InfoNCE (Senocak)": NO_TV,
-    "attention + distance-ratio triplet (Senocak)": [*NO_TV, "model.heads.localization.loss=triplet"],
-    "max-pooled MIL (EZ-VSL)": [*NO_TV, "model.heads.localization.loss=mil"],
-    "attention + InfoNCE + background negatives (LVS)": [*NO_TV, "model.heads.localization.hard_negatives=true"],
-    "attention + InfoNCE + smoothness prior (localization.toml)": [],
+    "attention + InfoNCE (Senocak)": BARE,
+    "attention + distance-ratio triplet (Senocak)": [*BARE, "model.heads.localization.loss=triplet"],
+    "max-pooled MIL (EZ-VSL)": [*BARE, "model.heads.localization.loss=mil"],
+    "attention + InfoNCE + background negatives (LVS)": [*BARE, "model.heads.localization.hard_negatives=true"],
+    "attention + InfoNCE + smoothness prior": SMOOTH_ONLY,
+    "attention + InfoNCE + smoothness prior + flip equivariance": [
+        "model.heads.localization.presence=false", 'loss_weights={"localization": {"infonce": 1.0, "tv": 2.0, "flip": 1.0}}'],
+    "attention + InfoNCE + smoothness prior + flip equivariance + presence (localization.toml)": [],
 }
+#: The stacked hourglass instead of image_resnet; it cannot start from the matching run's ResNet, so only the audio
+#: tower is copied (``model.init`` without ``matching_image``).
 HOURGLASS = ['model.towers.image.encoder={"name": "image_hourglass", "width": 32, "stacks": 2, "depth": 3}']
 
 
@@ -107,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         common = [f"seed={args.seed}", *quick]
         matching, _ = train_or_reuse(load_run_config(CONFIGS / "contrastive.toml", [
             f"data.manifest={args.data / 'manifest.jsonl'}", f"out={args.out / 'matching'}", *common]), show_progress=True)  # fmt: skip
-        base = [f"data.manifest={scenes}", f"model.init.matching.checkpoint={matching.run_dir}", *common]
+        base = [f"data.manifest={scenes}", f"model.init.matching.checkpoint={matching.run_dir}",
+                f"model.init.matching_image.checkpoint={matching.run_dir}", *common]  # fmt: skip
         val: dict[str, dict[str, float]] = {}
         runs: dict[str, Path] = {}
         seconds: dict[str, float] = {}
@@ -122,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
             train_row(name, f"variant-{i}", overrides)
         chosen = max(val, key=lambda n: val[n]["adaptive/AUC"])
         hourglass = f"{chosen}, stacked hourglass"
-        train_row(hourglass, "hourglass", [*VARIANTS[chosen], *HOURGLASS])
+        audio_only = {"matching": {"checkpoint": str(matching.run_dir), "freeze": True,
+                                   "parts": {"towers.audio": "towers.audio"}}}  # fmt: skip
+        train_row(hourglass, "hourglass", [*VARIANTS[chosen], *HOURGLASS, f"model.init={json.dumps(audio_only)}"])
         semi_manifest = args.out / "semi-supervised.jsonl"
         n_boxed = semi_supervised_manifest(scenes, semi_manifest, args.boxes, args.seed)
         semi_name = f"{chosen}, box term on {args.boxes:.0%} of training scenes"
@@ -130,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                                                  "model.heads.localization.box_supervision=true"])  # fmt: skip
 
         model = load_model(runs[chosen])
-        smoothing = {}  # the heat map's neighbourhood averaging, an evaluation-only choice: on validation
+        smoothing = {}  # the heat map's neighbourhood averaging, re-scored on validation (the flip term trained with 3)
         for k in (1, 3, 5):
             model.heads["localization"].smooth = k
             row = evaluate_localization(model, scenes, "val", seed=args.seed).rows["model"]
@@ -167,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
         "Scenes of 2–4 handwritten digits on a 128-px canvas; the sound names one of them. Training uses no boxes "
         "(validation scores them, to keep each run's best epoch and to choose the variant); test scenes have unseen "
         "voices and unseen images. The audio tower comes from a matching run on AV-digits pairs (InfoNCE, no labels), "
-        "frozen. Produced by `python experiments/localization.py`"
+        "frozen; the same run's image encoder starts the ResNet variants' image encoder, which trains on. Each map's "
+        "cells are placed where the encoder centres them (docs/localization.md). Produced by "
+        "`python experiments/localization.py`"
         + (" — **quick smoke run: not the reported numbers.**" if args.quick else "."), "",
         "Validation (adaptive rule), each variant's best epoch:", "",
         "| variant | adaptive cIoU≥0.5 | adaptive AUC | median AUC | training steps, s |", "| --- | --- | --- | --- | --- |",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from avkit.cli import main
 from avkit.config import from_dict
@@ -15,6 +16,7 @@ from avkit.data.batch import Batch
 from avkit.data.manifest import read_manifest, write_manifest
 from avkit.data.scenes import ScenesConfig, build_scenes
 from avkit.errors import ConfigError
+from avkit.evaluation.localization import upsample
 from avkit.localization import evaluate_localization
 from avkit.models import create_model, load_model
 from avkit.models.encoders import create_encoder
@@ -62,6 +64,47 @@ def test_each_unsupervised_loss_trains_and_the_box_term_needs_no_boxes(loss):
     assert model.heads["localization"].visual_projection.weight.grad.abs().sum() > 0
 
 
+def test_the_presence_term_contrasts_slavcs_confidence_of_every_pair():
+    model = create_model({**SCENE_MODEL, "heads": {"localization": {"presence": True}}}).eval()
+    head = model.heads["localization"]
+    batch = _batch(model)
+    with torch.no_grad():
+        out = model.encode(batch)
+        terms = head(out, batch)
+        visual, audio = head.visual_map(out["image"].feature_map), head.audio_embedding(out["audio"])
+    maps = torch.stack([head.heat_map(visual, audio[j].expand(4, -1)) for j in range(4)], dim=1)  # (scene, sound, h, w)
+    conf = maps.flatten(2).topk(64, dim=-1).values.mean(-1)  # the top 25% of 16x16 cells
+    scale, target = head.logit_scale.detach().exp(), torch.arange(4)
+    expected = (F.cross_entropy(scale * conf, target) + F.cross_entropy(scale * conf.T, target)) / 2
+    assert set(terms) == {"infonce", "presence"}
+    assert float(terms["presence"]) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_the_flip_term_compares_each_map_with_its_flipped_scenes_map_flipped_back():
+    model = create_model({**SCENE_MODEL, "heads": {"localization": {"flip_equivariance": True}}}).eval()
+    head = model.heads["localization"]
+    batch = _batch(model)
+    x = batch.inputs["image"]
+    with torch.no_grad():
+        out = model.encode(batch)
+        terms = head(out, batch)
+        audio = head.audio_embedding(out["audio"])
+        heat = upsample(head.own_heat_maps(out), (64, 64), head.grid)
+        candidates = []
+        for dim in (-1, -2):  # the term flips one axis, chosen at random
+            flipped = head.visual_map(model.towers["image"].encoder(x.flip(dim)).feature_map)
+            back = upsample(head.heat_map(flipped, audio), (64, 64), head.grid).flip(dim)
+            candidates.append(float((heat - back).abs().mean()))
+    assert set(terms) == {"infonce", "flip"}
+    assert float(terms["flip"]) == pytest.approx(candidates[0], rel=1e-5) or \
+        float(terms["flip"]) == pytest.approx(candidates[1], rel=1e-5)
+    assert min(candidates) > 0  # an untrained map does not flip with the scene
+    model.train()
+    terms = model(batch)
+    sum(terms.values()).backward()
+    assert model.towers["image"].encoder.stem[0].weight.grad.abs().sum() > 0  # both passes train the encoder
+
+
 def test_the_box_term_is_the_cross_entropy_of_attention_against_the_box():
     model = create_model({**SCENE_MODEL, "heads": {"localization": {"box_supervision": True}}}).eval()
     head = model.heads["localization"]
@@ -72,10 +115,12 @@ def test_the_box_term_is_the_cross_entropy_of_attention_against_the_box():
         terms = head(out, batch)
         own = head.heat_map(head.visual_map(out["image"].feature_map), head.audio_embedding(out["audio"])).flatten(1)
     alpha = torch.softmax(own.clamp(min=0) / head.attention_temperature, dim=-1).view(4, 16, 16)  # the paper's attention
-    g0 = torch.zeros(16, 16)
-    g0[:8, :8] = 1 / 64  # the top-left quarter of the 16x16 map, normalised
-    g3 = torch.zeros(16, 16)
-    g3[8:12, 8:] = 1 / 32
+    # stride 4, cell i centred on pixel 4i (centre 0.5): its window is [4i - 1.5, 4i + 2.5); the share inside each box
+    low = torch.tensor([2.5 / 4] + [1.0] * 7 + [1.5 / 4] + [0.0] * 7)  # [0, 32): cells 0-8
+    high = torch.tensor([0.0] * 8 + [2.5 / 4] + [1.0] * 7)  # [32, 64): cells 8-15
+    mid = torch.tensor([0.0] * 8 + [2.5 / 4] + [1.0] * 3 + [1.5 / 4] + [0.0] * 3)  # [32, 48): cells 8-12
+    g0, g3 = low[:, None] * low[None, :], mid[:, None] * high[None, :]
+    g0, g3 = g0 / g0.sum(), g3 / g3.sum()
     expected = (-(g0 * alpha[0].log()).sum() - (g3 * alpha[3].log()).sum()) / 2  # items 1 and 2 have no boxes
     assert float(terms["box"]) == pytest.approx(float(expected), rel=1e-5)
 

@@ -10,7 +10,9 @@ import torch
 
 from avkit.evaluation.localization import (
     THRESHOLDS,
+    MapGrid,
     binarize,
+    cell_coverage,
     ciou,
     confidence,
     ground_truth,
@@ -126,6 +128,28 @@ def test_upsampling_is_bilinear_with_half_pixel_centres():
     up = upsample(torch.tensor([[0.0, 1.0], [2.0, 3.0]]), (4, 4))
     assert up[0].tolist() == pytest.approx([0.0, 0.25, 0.75, 1.0])
     assert upsample(torch.zeros(3, 2, 2), (4, 6)).shape == (3, 4, 6)
+
+
+def test_a_grid_places_cells_where_the_encoder_centres_them():
+    tiling = MapGrid.tiling((2, 2), (4, 4))
+    assert tiling == MapGrid((2.0, 2.0), (1.0, 1.0))
+    raw = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
+    assert torch.equal(upsample(raw, (4, 4), tiling), upsample(raw, (4, 4)))  # tiling is align_corners=False
+    # cell i centred on pixel 2i (centre 0.5): pixel 0 is cell 0, pixel 2 is cell 1, pixel 1 halfway
+    shifted = upsample(raw, (4, 4), MapGrid((2.0, 2.0), (0.5, 0.5)))
+    assert shifted[0].tolist() == pytest.approx([0.0, 0.5, 1.0, 1.0])  # clamped at the border
+    assert shifted[:, 0].tolist() == pytest.approx([0.0, 1.0, 2.0, 2.0])
+    rnd = torch.randn(2, 13, 7)  # sizes that do not divide evenly
+    assert torch.allclose(upsample(rnd, (100, 50), MapGrid.tiling((13, 7), (100, 50))), upsample(rnd, (100, 50)), atol=1e-5)
+
+
+def test_cell_coverage_is_the_box_share_of_each_cells_window():
+    gt = ground_truth([[0, 0, 4, 4]], (8, 8))
+    assert cell_coverage(gt, (2, 2)).tolist() == [[1.0, 0.0], [0.0, 0.0]]  # tiling: adaptive average pooling
+    assert torch.allclose(cell_coverage(gt, (4, 4)), torch.nn.functional.adaptive_avg_pool2d(gt[None, None], 4)[0, 0])
+    # cell i centred on pixel 4i (centre 0.5): windows [-1.5, 2.5) and [2.5, 6.5); the box covers 2.5 and 1.5 of 4
+    cover = cell_coverage(gt, (2, 2), MapGrid((4.0, 4.0), (0.5, 0.5)))
+    assert cover.flatten().tolist() == pytest.approx([(2.5 / 4) ** 2, 2.5 / 4 * 1.5 / 4, 1.5 / 4 * 2.5 / 4, (1.5 / 4) ** 2])
 
 
 def test_score_maps_and_peak_inside_on_a_two_object_scene():

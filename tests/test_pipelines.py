@@ -44,8 +44,10 @@ def test_training_items_are_a_function_of_seed_epoch_and_index(small_digits):
     keys = [[(i, 2) for i in range(j, j + 8)] for j in (0, 8)]
     serial = list(make_loader(ds, keys, workers=0))
     parallel = list(make_loader(ds, keys, workers=2))  # the same batches, whatever the worker count
-    for x, y in zip(serial, parallel):
-        assert torch.equal(x.inputs["audio"], y.inputs["audio"]) and torch.equal(x.inputs["image"], y.inputs["image"])
+    for x, y in zip(serial, parallel):  # the same draws; a worker's torch runs on one thread, so the audio
+        # augmentation's float sums may differ in the last bit from the main process's (seen: 1.2e-7)
+        assert torch.allclose(x.inputs["audio"], y.inputs["audio"], rtol=0, atol=1e-6)
+        assert torch.equal(x.inputs["image"], y.inputs["image"])
 
 
 def test_evaluation_reads_items_plainly_and_training_without_augmentation_too(small_digits):

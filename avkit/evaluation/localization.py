@@ -1,6 +1,6 @@
 """Sound-source localization metrics: the field's protocol (LVS, EZ-VSL, SSLalignment, SLAVC), pinned.
 
-    heat = normalize_map(upsample(raw, (H, W)))           # bilinear to the image, min-max to [0, 1]
+    heat = normalize_map(upsample(raw, (H, W), grid))     # bilinear to the image, min-max to [0, 1]
     g = ground_truth(boxes, (H, W), consensus=1)          # (H, W) in [0, 1]
     a = binarize(heat, "adaptive", g)                     # (H, W) bool
     ciou(a, g)                                            # Σ a·g / (Σ g + Σ a·[g = 0])
@@ -8,6 +8,10 @@
 
 Conventions (golden-value tests in ``tests/test_localization_metrics.py`` pin each):
 
+- A map's cells are placed on the image by a :class:`MapGrid` (the encoder's stride and
+  where its first cell's receptive field is centred); without one, the cells tile the image
+  (``F.interpolate(..., align_corners=False)``). A stride-8 ResNet's cell ``i`` sees pixel
+  ``8i`` at its centre, not ``8i + 3.5``: tiling would draw its maps 3.5 px down and right.
 - A pixel ``(i, j)`` lies in a box ``(x0, y0, x1, y1)`` when its centre
   ``(j + .5, i + .5)`` does: ``x0 <= j + .5 < x1``. Integer boxes are end-exclusive.
 - ``ground_truth``: ``g(p) = min(Σ_k 1[p ∈ box_k] / consensus, 1)``. ``consensus = 1``
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -39,10 +44,62 @@ RULES = ("median", "adaptive", "absolute")
 THRESHOLDS = np.round(np.linspace(0.0, 1.0, 21), 2)
 
 
-def upsample(raw: Tensor, size: tuple[int, int]) -> Tensor:
-    """``(B, h, w)`` or ``(h, w)`` maps, bilinearly resized to ``size = (H, W)`` (``align_corners=False``)."""
+@dataclass(frozen=True)
+class MapGrid:
+    """Where a map's cells sit on its image: cell ``(i, j)`` is centred on the image position
+    ``(centre[0] + i * stride[0], centre[1] + j * stride[1])``, in continuous pixel coordinates
+    (pixel ``k`` spans ``[k, k + 1)``, so its centre is ``k + 0.5``).
+
+    Cells that tile the image have ``centre = stride / 2``. A chain of stride-2 3x3 convolutions
+    (padding 1) centres cell ``i`` on pixel ``stride * i``: ``centre = 0.5``.
+    """
+
+    stride: tuple[float, float]
+    centre: tuple[float, float]
+
+    @classmethod
+    def tiling(cls, map_size: tuple[int, int], image_size: tuple[int, int]) -> MapGrid:
+        """The grid of cells that tile an image of ``image_size`` evenly (``align_corners=False``)."""
+        stride = (image_size[0] / map_size[0], image_size[1] / map_size[1])
+        return cls(stride, (stride[0] / 2, stride[1] / 2))
+
+    def cell_windows(self, map_size: tuple[int, int], image_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        """``(Ay (h, H), Ax (w, W))``: the fraction of each pixel inside each cell's stride-sized window
+        centred on the cell, so ``Ay @ image @ Ax.T / (stride_y * stride_x)`` averages an image over the cells."""
+        def axis(cells: int, pixels: int, stride: float, centre: float) -> Tensor:
+            lo = centre + torch.arange(cells)[:, None] * stride - stride / 2  # (cells, 1)
+            px = torch.arange(pixels)[None, :].float()
+            return (torch.minimum(px + 1, lo + stride) - torch.maximum(px, lo)).clamp(min=0)
+
+        return (axis(map_size[0], image_size[0], self.stride[0], self.centre[0]),
+                axis(map_size[1], image_size[1], self.stride[1], self.centre[1]))  # fmt: skip
+
+    def cell_coordinates(self, image_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        """``(ys (H,), xs (W,))``: each pixel centre's position in cell units (cell ``i`` at ``i``)."""
+        ys = (torch.arange(image_size[0]) + 0.5 - self.centre[0]) / self.stride[0]
+        xs = (torch.arange(image_size[1]) + 0.5 - self.centre[1]) / self.stride[1]
+        return ys, xs
+
+
+def upsample(raw: Tensor, size: tuple[int, int], grid: MapGrid | None = None) -> Tensor:
+    """``(B, h, w)`` or ``(h, w)`` maps, bilinearly resized to ``size = (H, W)``.
+
+    Each pixel takes the bilinear interpolation of the cells around its position on ``grid``
+    (clamped at the map's border); without a grid the cells tile the image, as
+    ``F.interpolate(..., align_corners=False)``.
+    """
     squeeze = raw.dim() == 2
-    out = F.interpolate(raw.float().reshape(-1, 1, *raw.shape[-2:]), size=size, mode="bilinear", align_corners=False)
+    maps = raw.float().reshape(-1, 1, *raw.shape[-2:])
+    if grid is None:
+        out = F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
+    else:
+        h, w = maps.shape[-2:]
+        ys, xs = grid.cell_coordinates(size)
+        ny = 2 * ys / max(h - 1, 1) - 1 if h > 1 else torch.zeros_like(ys)  # align_corners=True: cell 0 -> -1
+        nx = 2 * xs / max(w - 1, 1) - 1 if w > 1 else torch.zeros_like(xs)
+        coords = torch.stack(torch.meshgrid(nx, ny, indexing="xy"), dim=-1)  # (H, W, 2) as (x, y)
+        out = F.grid_sample(maps, coords.expand(len(maps), *coords.shape).to(maps.device), mode="bilinear",
+                            padding_mode="border", align_corners=True)  # fmt: skip
     return out[0, 0] if squeeze else out[:, 0]
 
 
@@ -70,6 +127,13 @@ def ground_truth(boxes: Tensor | Sequence[Sequence[float]], size: tuple[int, int
     if consensus < 1:
         raise ValueError(f"consensus must be a number of annotators >= 1, got {consensus}")
     return (box_mask(boxes, size).sum(0) / consensus).clamp(max=1.0)
+
+
+def cell_coverage(gt: Tensor, map_size: tuple[int, int], grid: MapGrid | None = None) -> Tensor:
+    """``(h, w)``: the mean of a ground truth ``(H, W)`` over each cell's window on ``grid`` (default: tiling)."""
+    grid = grid or MapGrid.tiling(map_size, tuple(gt.shape))
+    ay, ax = grid.cell_windows(map_size, tuple(gt.shape))
+    return ay.to(gt) @ gt @ ax.to(gt).T / (grid.stride[0] * grid.stride[1])
 
 
 def binarize(heat: Tensor, rule: str, gt: Tensor | None = None) -> Tensor:
@@ -144,18 +208,21 @@ def negative_aware(confidences: Sequence[float] | np.ndarray, cious: Sequence[fl
     return {"AP": ap, "max_F1": float(f1.max())}
 
 
-def score_maps(raw: Tensor, gts: Sequence[Tensor], rules: Sequence[str] = RULES) -> dict[str, np.ndarray]:
-    """cIoU of each of ``B`` raw maps ``(B, h, w)`` against its ground truth ``(H, W)``, per rule: rule -> ``(B,)``."""
+def score_maps(raw: Tensor, gts: Sequence[Tensor], rules: Sequence[str] = RULES,
+               grid: MapGrid | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+    """cIoU of each of ``B`` raw maps ``(B, h, w)`` (cells on ``grid``) against its ground truth ``(H, W)``,
+    per rule: rule -> ``(B,)``."""
     out = {rule: np.empty(len(gts)) for rule in rules}
     for i, gt in enumerate(gts):
-        heat = normalize_map(upsample(raw[i], tuple(gt.shape)))
+        heat = normalize_map(upsample(raw[i], tuple(gt.shape), grid))
         for rule in rules:
             out[rule][i] = ciou(binarize(heat, rule, gt), gt)
     return out
 
 
-def peak_inside(raw: Tensor, boxes: Tensor, size: tuple[int, int]) -> bool:
-    """Whether the maximum of one raw map ``(h, w)``, upsampled to ``size``, falls in any of ``boxes (N, 4)``."""
-    heat = upsample(raw, size)
+def peak_inside(raw: Tensor, boxes: Tensor, size: tuple[int, int], grid: MapGrid | None = None) -> bool:
+    """Whether the maximum of one raw map ``(h, w)`` (cells on ``grid``), upsampled to ``size``, falls in any
+    of ``boxes (N, 4)``."""
+    heat = upsample(raw, size, grid)
     flat = int(heat.flatten().argmax())
     return bool(box_mask(boxes, size).sum(0).flatten()[flat] > 0)

@@ -38,6 +38,7 @@ from avkit.data.manifest import Record, parse_boxes
 from avkit.errors import ConfigError, ManifestError, TargetError
 from avkit.evaluation.localization import (
     RULES,
+    MapGrid,
     confidence,
     ground_truth,
     negative_aware,
@@ -277,8 +278,9 @@ def evaluate_localization(
                                          _paired(fresh, u_enc.visual, u_enc.audio, negatives),
                                          _paired(fresh, u_enc.visual, u_enc.audio, swaps))  # fmt: skip
     rows, model_cious = {}, np.empty(0)
+    network = {"model", "visual only", "untrained network"}  # maps of the encoder: its cells sit on its grid
     for label, (m, neg, swp) in maps.items():
-        rows[label], cious = _row(m, neg, swp, gts, negatives, swaps, enc)
+        rows[label], cious = _row(m, neg, swp, gts, negatives, swaps, enc, loc.grid if label in network else None)
         model_cious = cious if label == "model" else model_cious
     by_objects: dict[int, dict[str, float]] = {}
     for k in sorted({o for o in (enc.objects(i) for i in range(n)) if o is not None}):
@@ -327,10 +329,10 @@ def _paired(head: LocalizationHead, visual: Tensor, audio: Tensor, pairs: list[A
 
 
 def _row(raw: Tensor, neg_raw: Tensor, swap_raw: Tensor, gts: list[Tensor], negatives: list[Any], swaps: list[Any],
-         enc: EncodedScenes) -> tuple[dict[str, float], np.ndarray]:  # fmt: skip
-    """One method's metrics, and its adaptive cIoU per scene."""
+         enc: EncodedScenes, grid: MapGrid | None) -> tuple[dict[str, float], np.ndarray]:  # fmt: skip
+    """One method's metrics (its maps' cells on ``grid``; None: tiling the image), and its adaptive cIoU per scene."""
     row: dict[str, float] = {}
-    scores = score_maps(raw, gts)
+    scores = score_maps(raw, gts, grid=grid)
     for rule in RULES:
         row[f"{rule}/success@0.5"], row[f"{rule}/AUC"] = success_and_auc(scores[rule])
     has_neg = [i for i, p in enumerate(negatives) if p is not None]
@@ -341,8 +343,8 @@ def _row(raw: Tensor, neg_raw: Tensor, swap_raw: Tensor, gts: list[Tensor], nega
         row.update(negative_aware(conf, cious, positive))
     has_swap = [i for i, p in enumerate(swaps) if p is not None]
     if has_swap:
-        row["swap/peak_on_named"] = float(np.mean([peak_inside(swap_raw[i], swaps[i][1], enc.size) for i in has_swap]))
-        row["swap/peak_stays"] = float(np.mean([peak_inside(swap_raw[i], enc.boxes[i], enc.size) for i in has_swap]))
+        row["swap/peak_on_named"] = float(np.mean([peak_inside(swap_raw[i], swaps[i][1], enc.size, grid) for i in has_swap]))
+        row["swap/peak_stays"] = float(np.mean([peak_inside(swap_raw[i], enc.boxes[i], enc.size, grid) for i in has_swap]))
     return row, scores["adaptive"]
 
 
@@ -395,7 +397,7 @@ def heat_for_files(model: AVModel, image: str | Path, audio: str | Path, boxes: 
         out = model.encode(batch.to(model.device))
         raw = loc.own_heat_maps(out)[0].cpu()
     size = tuple(x_img.shape[-2:])
-    heat = normalize_map(upsample(raw, size))
+    heat = normalize_map(upsample(raw, size, loc.grid))
     flat = int(heat.flatten().argmax())
     settings = image_pipe.settings
     shown = denormalize(x_img, settings.mean, settings.std)

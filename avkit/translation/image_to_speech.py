@@ -25,6 +25,7 @@ from torch import Tensor
 from avkit.audio.io import save_audio
 from avkit.data.batch import Batch
 from avkit.errors import ConfigError
+from avkit.evaluation.localization import MapGrid
 from avkit.models import AVModel
 from avkit.models.heads.caption import CaptionHead
 from avkit.models.heads.unit_vocoder import UnitVocoderHead
@@ -33,13 +34,15 @@ from avkit.models.heads.unit_vocoder import UnitVocoderHead
 @dataclass
 class Spoken:
     """One image's speech: its ``units``, the ``attention (len(units), h, w)`` of each, the ``waveform (T,)``;
-    ``match``: with a matcher, the cosine of its embeddings of this speech and the image (else None)."""
+    ``match``: with a matcher, the cosine of its embeddings of this speech and the image (else None);
+    ``grid``: where the attention's cells sit on the image (None: they tile it)."""
 
     units: list[int]
     attention: Tensor
     waveform: Tensor
     sample_rate: int
     match: float | None = None
+    grid: MapGrid | None = None
 
 
 def save_speech(path: str | Path, spoken: Spoken, peak: float = 0.9) -> None:
@@ -128,7 +131,9 @@ def speak_hypotheses(model: AVModel, batch: Batch, spoken: int | None = None, **
     try:
         output = model.tower_output(tower, batch)
         h, w = output.feature_map.shape[-2:]
-        return [[Spoken(d.tokens, d.attention.view(-1, h, w), vocoder.speak(d.tokens), vocoder.sample_rate)
+        fmap = model.towers[tower].feature_info.map()
+        grid = MapGrid(tuple(map(float, fmap.stride)), fmap.centres())
+        return [[Spoken(d.tokens, d.attention.view(-1, h, w), vocoder.speak(d.tokens), vocoder.sample_rate, grid=grid)
                  for d in hypotheses[:spoken]] for hypotheses in caption.nbest(output, **decoding)]  # fmt: skip
     finally:
         model.train(was_training)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
+from avkit.evaluation.localization import upsample
 from avkit.models import AVModel
 from avkit.plotting import plt, save_figure
 from avkit.translation.image_to_speech import Spoken, image_to_speech_heads
@@ -14,10 +14,11 @@ from avkit.vision.transforms import denormalize
 
 
 def attention_panels(image: torch.Tensor, spoken: Spoken) -> torch.Tensor:
-    """Each unit's attention ``(h, w)`` upsampled (bilinear) to the image's size: ``(units, H, W)``."""
+    """Each unit's attention ``(h, w)`` upsampled (bilinear, each cell where the encoder centres it) to the
+    image's size: ``(units, H, W)``."""
     if not len(spoken.units):
         return torch.zeros(0, *image.shape[-2:])
-    return F.interpolate(spoken.attention[:, None].float(), size=image.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    return upsample(spoken.attention, tuple(image.shape[-2:]), spoken.grid).reshape(-1, *image.shape[-2:])
 
 
 def shown_image(model: AVModel, image_file: str | Path) -> torch.Tensor:

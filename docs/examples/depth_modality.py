@@ -30,7 +30,8 @@ class DepthCNN(nn.Module):
     def __init__(self, width: int = 16) -> None:
         super().__init__()
         self.net = nn.Sequential(conv_bn_relu(1, width), nn.MaxPool2d(2), conv_bn_relu(width, 2 * width), nn.MaxPool2d(2))
-        # what it takes and gives: heads size their layers from pooled_dim, localization uses the map's stride
+        # what it takes and gives: heads size their layers from pooled_dim, localization uses the map's stride (and
+        # its centre: max-pooling tiles the input, the default; strided 3x3 convolutions would declare centre=(0.5, 0.5))
         self.feature_info = FeatureInfo("depth", 2 * width, (FeatureMap("map", 2 * width, (4, 4)),))
 
     def forward(self, x: Tensor) -> EncoderOutput:

@@ -2,7 +2,8 @@
 
 An encoder is an ``nn.Module`` with a ``feature_info`` attribute (after timm's
 ``FeatureInfo``): what its ``forward`` takes, the size of its pooled vector, and
-for each spatial or temporal map its channels and its stride in input units.
+for each spatial or temporal map its channels, its stride in input units and
+where its first cell's receptive field is centred.
 ``forward(x, lengths=None)`` returns an :class:`EncoderOutput`.
 """
 
@@ -28,11 +29,20 @@ class FeatureMap:
         channels: ``C`` of the map ``(B, C, *spatial)``.
         stride: input units per map cell along each spatial axis, in order: pixels
             ``(y, x)`` for images, ``(mel bins, frames)`` for log-mels, samples ``(t,)`` for waveforms.
+        centre: the input position on which cell 0's receptive field is centred, per axis, in
+            continuous coordinates (input element ``k`` spans ``[k, k + 1)``); cell ``i`` is
+            centred on ``centre + i * stride``. None: the cells tile the input (``stride / 2``).
+            Strided 3x3 convolutions with padding 1 centre cell ``i`` on element ``stride * i``: 0.5.
     """
 
     name: str
     channels: int
     stride: tuple[int, ...]
+    centre: tuple[float, ...] | None = None
+
+    def centres(self) -> tuple[float, ...]:
+        """:attr:`centre`, or ``stride / 2`` per axis where the encoder does not declare it."""
+        return self.centre if self.centre is not None else tuple(s / 2 for s in self.stride)
 
 
 @dataclass(frozen=True)

@@ -63,8 +63,10 @@ class StackedHourglass(nn.Module):
         self.features = nn.ModuleList(conv_bn_relu(width, width, 1) for _ in range(stacks))
         self.remaps = nn.ModuleList(nn.Conv2d(width, width, 1) for _ in range(stacks - 1))
         intermediates = tuple(f"stack{k + 1}" for k in range(stacks - 1))
+        # the stem's stride-2 convolution centres output i on pixel 2i, its 2x2 max-pool cell i on pixels 4i and
+        # 4i + 2: centre 1.5 (the hourglasses keep that grid; their nearest upsampling alternates +-2 px by cell)
         self.feature_info = FeatureInfo(
-            "image", width, tuple(FeatureMap(name, width, (4, 4)) for name in ("map", *intermediates)),
+            "image", width, tuple(FeatureMap(name, width, (4, 4), centre=(1.5, 1.5)) for name in ("map", *intermediates)),
             deep_supervision=intermediates,
         )  # fmt: skip
 

@@ -60,7 +60,9 @@ class ImageResNet(nn.Module):
                 cin = cout
         self.stages = nn.Sequential(*layers)
         stride = stem_stride * 2 ** (stages - 1)
-        self.feature_info = FeatureInfo("image", cin, (FeatureMap("map", cin, (stride, stride)),))
+        # every stride-2 layer (3x3, padding 1; the shortcut's 1x1) centres output i on input 2i: cell i on pixel
+        # stride * i, whose centre is at 0.5
+        self.feature_info = FeatureInfo("image", cin, (FeatureMap("map", cin, (stride, stride), centre=(0.5, 0.5)),))
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> EncoderOutput:
         fmap = self.stages(self.stem(x))

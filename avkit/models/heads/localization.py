@@ -9,6 +9,8 @@
     triplet: softmax(‖a_i − ẑ_ii‖, ‖a_i − ẑ_ki‖) vs (0, 1), k another scene (Senocak's distance ratio)
     mil:     CE over max_yx S_ij / T, both ways            (EZ-VSL's multiple-instance max pooling)
     box:     −Σ ĝ · log α_ii on items with boxes           (semi-supervised; ĝ = the box's cell coverage, sum 1)
+    presence: CE over c_ij / T, both ways                  (c_ij = mean of the top 25% of S_ij: SLAVC's confidence)
+    flip:    |S_ii − flip(S_ii of the flipped scene)|, per pixel  (flip equivariance, as SEAM's; kills offsets)
 
 The heat map of a scene and a sound is ``S`` (cosine, before attention).
 """
@@ -24,9 +26,17 @@ from torch import Tensor, nn
 
 from avkit.data.batch import Batch
 from avkit.errors import ConfigError
-from avkit.evaluation.localization import RULES, ground_truth, score_maps, success_and_auc
+from avkit.evaluation.localization import (
+    RULES,
+    MapGrid,
+    cell_coverage,
+    ground_truth,
+    score_maps,
+    success_and_auc,
+    upsample,
+)
 from avkit.models.encoders import EncoderOutput
-from avkit.models.heads.base import Head, HeadContext, register_head
+from avkit.models.heads.base import Head, HeadContext, borrow, register_head
 from avkit.models.projections import PROJECTIONS
 
 LOSSES = ("infonce", "triplet", "mil")
@@ -46,9 +56,10 @@ class LocalizationHead(Head):
     """Attention over an image tower's map, scored by an audio tower's embedding.
 
     Loss terms: the unsupervised ``loss`` (``infonce``, ``triplet`` or ``mil``); ``tv`` when
-    ``total_variation`` is on; ``box`` when ``box_supervision`` is on (items without boxes add
+    ``total_variation`` is on; ``presence`` and ``flip`` when ``presence`` and ``flip_equivariance``
+    are; ``box`` when ``box_supervision`` is on (items without boxes add
     nothing to it; weigh it, the paper's λ, with ``[loss_weights.localization] box``). An encoder with intermediate
-    supervision (``image_hourglass``) has every term averaged over its supervised maps.
+    supervision (``image_hourglass``) has every term but ``flip`` (the final map only) averaged over its supervised maps.
     Validation scores cIoU under each binarisation rule; ``score`` is the adaptive rule's AUC.
 
     Args:
@@ -61,10 +72,21 @@ class LocalizationHead(Head):
             ``1 − sigmoid((S − eps_negative) / 0.03)``, is one more negative of its row.
         box_supervision: add the ``box`` term.
         smooth: the heat map averages each cell with its ``smooth x smooth`` neighbours
-            (evaluation only; 1: off).
+            (the heat map, so evaluation and the ``flip`` term; 1: off).
         top_k: ``mil`` pools the mean of the top k cells (1: EZ-VSL's max).
         total_variation: add ``tv``, the mean absolute difference of neighbouring cells of
             each scene's map with its own sound (a smoothness prior; weigh it in ``loss_weights``).
+        presence: add ``presence``, contrastive over SLAVC's confidence of every pair (the mean of
+            its map's top 25% cells): a scene's confidence with its own sound should beat its
+            confidence with the batch's other sounds, which are mostly of digits it does not show.
+        flip_equivariance: add ``flip``: each scene, flipped left-right or upside down (one or the
+            other each step), is encoded again, and its own heat map, flipped back, must equal the
+            scene's (the mean absolute difference over the image's pixels). Contrastive pooling
+            lets a sound's map peak anywhere its object is in view, for instance beside a thin
+            "1"; a map that must flip with the image has no side to lean to. The second pass
+            runs in training mode: BatchNorm normalises it with the flipped batch's own statistics
+            and counts it in its running statistics. Flipped digits are not digits (an upside-down 6 is a
+            mirrored 9): the term also asks the encoder to answer a sound on mirror images.
     """
 
     def __init__(
@@ -82,6 +104,8 @@ class LocalizationHead(Head):
         smooth: int = 1,
         top_k: int = 1,
         total_variation: bool = False,
+        presence: bool = False,
+        flip_equivariance: bool = False,
     ) -> None:
         super().__init__()
         towers = tuple(towers) if towers is not None else _default_towers(context)
@@ -116,6 +140,7 @@ class LocalizationHead(Head):
             raise ConfigError(f"localization reads the spatial map of tower {self.image_tower!r}, but its encoder "
                               f"gives no 2-D feature map (it needs an image encoder such as image_resnet)")  # fmt: skip
         self.supervised_maps = ("map", *info.deep_supervision)
+        self.grid = MapGrid(tuple(map(float, fmap.stride)), fmap.centres())  # where the map's cells sit on the image
         self.audio_projection = PROJECTIONS.create("linear", in_dim=context.pooled_dim(self.audio_tower),
                                                    embed_dim=context.embed_dim)  # fmt: skip
         self.visual_projection = nn.Conv2d(fmap.channels, context.embed_dim, 1)
@@ -127,8 +152,11 @@ class LocalizationHead(Head):
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / temperature)))  # clamped to [0, ln 100]
         self.box_supervision = box_supervision
         self.smooth, self.top_k = smooth, top_k
-        self.total_variation = total_variation
-        self.loss_terms = (loss, *(["box"] if box_supervision else []), *(["tv"] if total_variation else []))
+        self.total_variation, self.presence = total_variation, presence
+        self.flip_equivariance = flip_equivariance
+        self._image_encoder = borrow(context.towers[self.image_tower].encoder) if flip_equivariance else None
+        self.loss_terms = (loss, *(["box"] if box_supervision else []), *(["tv"] if total_variation else []),
+                           *(["presence"] if presence else []), *(["flip"] if flip_equivariance else []))  # fmt: skip
 
     # -- maps ----------------------------------------------------------------------------------
     def audio_embedding(self, output: EncoderOutput) -> Tensor:
@@ -172,7 +200,20 @@ class LocalizationHead(Head):
         for fmap in maps:
             for name, value in self._terms(self.visual_map(fmap), audio, batch).items():
                 terms[name].append(value)
+        if self.flip_equivariance:  # the final map only: the flipped scene goes through the encoder again
+            terms["flip"] = [self._flip_term(batch.inputs[self.image_tower], self.visual_map(image.feature_map), audio)]
         return {name: torch.stack(values).mean() for name, values in terms.items()}
+
+    def _flip_term(self, x: Tensor, visual: Tensor, audio: Tensor) -> Tensor:
+        """Mean ``|S − flip(S')|`` over the pixels of ``x (B, 3, H, W)``: ``S`` each scene's own heat map,
+        ``S'`` that of the scene flipped along a random axis (left-right or upside down), both upsampled
+        on the map's grid (the flip of a cell grid is not the grid, so they are compared as pixels)."""
+        dim = -1 if torch.rand(()) < 0.5 else -2  # the training seed chooses: resume replays it
+        size = tuple(x.shape[-2:])
+        flipped = self.visual_map(self._image_encoder(x.flip(dim)).feature_map)
+        heat = upsample(self.heat_map(visual, audio), size, self.grid)  # (B, H, W)
+        heat_flipped = upsample(self.heat_map(flipped, audio), size, self.grid).flip(dim)
+        return (heat - heat_flipped).abs().mean()
 
     def _terms(self, visual: Tensor, audio: Tensor, batch: Batch) -> dict[str, Tensor]:
         b, _, h, w = visual.shape
@@ -188,6 +229,11 @@ class LocalizationHead(Head):
         if self.total_variation:  # neighbouring cells of a scene's own map should agree
             m = own.view(b, h, w)
             terms["tv"] = (m[:, 1:] - m[:, :-1]).abs().mean() + (m[:, :, 1:] - m[:, :, :-1]).abs().mean()
+        if self.presence:  # SLAVC's confidence of every pair, contrasted as the pooled scores are
+            confidence = cos.topk(max(1, math.ceil(h * w / 4)), dim=-1).values.mean(-1)  # (B_img, B_aud)
+            scale = self.logit_scale.clamp(0, MAX_LOG_SCALE).exp()
+            target = torch.arange(b, device=cos.device)
+            terms["presence"] = (F.cross_entropy(scale * confidence, target) + F.cross_entropy(scale * confidence.T, target)) / 2
         return terms
 
     def _pair_scores(self, cos: Tensor, visual: Tensor, audio: Tensor) -> Tensor:
@@ -236,7 +282,7 @@ class LocalizationHead(Head):
             if item_boxes is None or len(item_boxes) == 0:
                 continue
             g = ground_truth(item_boxes.cpu(), image_size)  # (H, W) at the input's pixels
-            g = F.adaptive_avg_pool2d(g[None, None], size)[0, 0].flatten().to(attention.device)  # coverage per cell
+            g = cell_coverage(g, size, self.grid).flatten().to(attention.device)  # coverage of each cell's window
             if g.sum() <= 0:
                 continue
             losses.append(-(g / g.sum() * attention[i].clamp_min(1e-8).log()).sum())
@@ -270,7 +316,7 @@ class LocalizationEvaluator:
         gts = {i: g for i, g in gts.items() if g.sum() > 0}  # a box the crop shrank below one pixel centre: none
         self.no_boxes += len(batch) - len(gts)
         if gts:
-            scores = score_maps(raw[list(gts)], list(gts.values()))
+            scores = score_maps(raw[list(gts)], list(gts.values()), grid=head.grid)
             for rule, values in scores.items():
                 self.cious[rule].extend(values.tolist())
 
