@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -56,6 +57,11 @@ class MapGrid:
 
     stride: tuple[float, float]
     centre: tuple[float, float]
+
+    @classmethod
+    def of(cls, feature_map: Any) -> MapGrid:
+        """The grid of an encoder's 2-D ``FeatureMap`` (its ``stride`` and ``centres()``)."""
+        return cls(tuple(float(s) for s in feature_map.stride), tuple(feature_map.centres()))
 
     @classmethod
     def tiling(cls, map_size: tuple[int, int], image_size: tuple[int, int]) -> MapGrid:
@@ -95,8 +101,8 @@ def upsample(raw: Tensor, size: tuple[int, int], grid: MapGrid | None = None) ->
     else:
         h, w = maps.shape[-2:]
         ys, xs = grid.cell_coordinates(size)
-        ny = 2 * ys / max(h - 1, 1) - 1 if h > 1 else torch.zeros_like(ys)  # align_corners=True: cell 0 -> -1
-        nx = 2 * xs / max(w - 1, 1) - 1 if w > 1 else torch.zeros_like(xs)
+        ny = 2 * ys / (h - 1) - 1 if h > 1 else torch.zeros_like(ys)  # align_corners=True: cell 0 -> -1
+        nx = 2 * xs / (w - 1) - 1 if w > 1 else torch.zeros_like(xs)
         coords = torch.stack(torch.meshgrid(nx, ny, indexing="xy"), dim=-1)  # (H, W, 2) as (x, y)
         out = F.grid_sample(maps, coords.expand(len(maps), *coords.shape).to(maps.device), mode="bilinear",
                             padding_mode="border", align_corners=True)  # fmt: skip

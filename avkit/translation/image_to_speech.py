@@ -131,8 +131,7 @@ def speak_hypotheses(model: AVModel, batch: Batch, spoken: int | None = None, **
     try:
         output = model.tower_output(tower, batch)
         h, w = output.feature_map.shape[-2:]
-        fmap = model.towers[tower].feature_info.map()
-        grid = MapGrid(tuple(map(float, fmap.stride)), fmap.centres())
+        grid = MapGrid.of(model.towers[tower].feature_info.map())
         return [[Spoken(d.tokens, d.attention.view(-1, h, w), vocoder.speak(d.tokens), vocoder.sample_rate, grid=grid)
                  for d in hypotheses[:spoken]] for hypotheses in caption.nbest(output, **decoding)]  # fmt: skip
     finally:

@@ -30,6 +30,7 @@ from avkit.evaluation.localization import (
     RULES,
     MapGrid,
     cell_coverage,
+    confidence,
     ground_truth,
     score_maps,
     success_and_auc,
@@ -140,7 +141,7 @@ class LocalizationHead(Head):
             raise ConfigError(f"localization reads the spatial map of tower {self.image_tower!r}, but its encoder "
                               f"gives no 2-D feature map (it needs an image encoder such as image_resnet)")  # fmt: skip
         self.supervised_maps = ("map", *info.deep_supervision)
-        self.grid = MapGrid(tuple(map(float, fmap.stride)), fmap.centres())  # where the map's cells sit on the image
+        self.grid = MapGrid.of(fmap)  # where the map's cells sit on the image
         self.audio_projection = PROJECTIONS.create("linear", in_dim=context.pooled_dim(self.audio_tower),
                                                    embed_dim=context.embed_dim)  # fmt: skip
         self.visual_projection = nn.Conv2d(fmap.channels, context.embed_dim, 1)
@@ -229,11 +230,9 @@ class LocalizationHead(Head):
         if self.total_variation:  # neighbouring cells of a scene's own map should agree
             m = own.view(b, h, w)
             terms["tv"] = (m[:, 1:] - m[:, :-1]).abs().mean() + (m[:, :, 1:] - m[:, :, :-1]).abs().mean()
-        if self.presence:  # SLAVC's confidence of every pair, contrasted as the pooled scores are
-            confidence = cos.topk(max(1, math.ceil(h * w / 4)), dim=-1).values.mean(-1)  # (B_img, B_aud)
-            scale = self.logit_scale.clamp(0, MAX_LOG_SCALE).exp()
-            target = torch.arange(b, device=cos.device)
-            terms["presence"] = (F.cross_entropy(scale * confidence, target) + F.cross_entropy(scale * confidence.T, target)) / 2
+        if self.presence:  # SLAVC's confidence of every pair (the protocol's), contrasted as the pooled scores are
+            pair_confidence = confidence(cos.reshape(b * b, h * w)).view(b, b)  # (B_img, B_aud)
+            terms["presence"] = self._both_ways(pair_confidence, pair_confidence.T)
         return terms
 
     def _pair_scores(self, cos: Tensor, visual: Tensor, audio: Tensor) -> Tensor:
@@ -249,13 +248,18 @@ class LocalizationHead(Head):
     def _contrastive(self, scores: Tensor, own: Tensor) -> Tensor:
         """Cross-entropy both ways over ``scores / T``; with hard negatives, each scene's own background
         (LVS: ``1 − sigmoid((S − eps_negative) / 0.03)``, its mean cosine) is one more negative of its row."""
-        scale = self.logit_scale.clamp(0, MAX_LOG_SCALE).exp()
-        target = torch.arange(len(scores), device=scores.device)
         rows = scores
         if self.hard_negatives:
             background = 1 - torch.sigmoid((own - self.eps_negative) / 0.03)
             rows = torch.cat([scores, ((background * own).sum(-1) / (background.sum(-1) + 1e-12))[:, None]], dim=1)
-        return (F.cross_entropy(scale * rows, target) + F.cross_entropy(scale * scores.T, target)) / 2
+        return self._both_ways(rows, scores.T)
+
+    def _both_ways(self, rows: Tensor, columns: Tensor) -> Tensor:
+        """Mean cross-entropy of ``rows`` (scenes, sounds [+ extra negatives]) and ``columns`` (sounds, scenes)
+        scaled by ``1 / T``, the diagonal the target of each."""
+        scale = self.logit_scale.clamp(0, MAX_LOG_SCALE).exp()
+        target = torch.arange(len(rows), device=rows.device)
+        return (F.cross_entropy(scale * rows, target) + F.cross_entropy(scale * columns, target)) / 2
 
     def _triplet(self, cos: Tensor, visual: Tensor, audio: Tensor) -> Tensor:
         """Senocak's distance ratio, the sound as anchor: ``softmax(‖a_i − ẑ_ii‖, ‖a_i − ẑ_ki‖)`` against
