@@ -1,0 +1,42 @@
+"""The retrieval benchmark's synthetic data and its difficulty measure (benchmarks/retrieval.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_SPEC = importlib.util.spec_from_file_location("retrieval_benchmark", Path(__file__).parents[1] / "benchmarks" / "retrieval.py")
+bench = importlib.util.module_from_spec(_SPEC)
+sys.modules[_SPEC.name] = bench  # dataclasses look their module up there
+_SPEC.loader.exec_module(bench)
+
+
+@pytest.mark.parametrize("m", [4, 16])
+def test_lid_of_distances_growing_as_a_power_is_that_power(m: int) -> None:
+    """In m dimensions at uniform density, the i-th of k neighbours lies at r_i = (i / k)^(1/m) (in the
+    mean): the maximum-likelihood LID of those distances is m, up to the estimator's finite-k bias."""
+    k = 2000
+    r = (np.arange(1, k + 1) / k) ** (1 / m) * 0.5
+    similarities = (1 - r**2 / 2)[None, :]  # unit vectors at chordal distance r
+    expected = m * (k - 1) / -np.sum(np.log(np.arange(1, k) / k))  # the exact value of -1/mean(log(r_i/r_k))
+    assert bench.local_intrinsic_dimension(similarities) == pytest.approx(expected, rel=1e-6)
+    assert bench.local_intrinsic_dimension(similarities) == pytest.approx(m, rel=0.01)
+
+
+def test_settings_vectors_are_unit_norm_and_the_anisotropic_spectrum_decays() -> None:
+    iso = bench.Setting(noise=1.0).vectors(20_000, 32, clusters=1000, seed=0)
+    aniso = bench.Setting(noise=1.0, decay=1.0).vectors(20_000, 32, clusters=1000, seed=0)
+    top4 = {}
+    for name, x in (("iso", iso), ("aniso", aniso)):
+        assert x.shape == (20_000, 32) and x.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
+        eig = np.sort(np.linalg.eigvalsh(np.cov(x.T)))[::-1]
+        top4[name] = eig[:4].sum() / eig.sum()
+    # isotropic: 4 of 32 directions hold about 4/32 of the variance; variance ∝ 1/i: about 2.08/4.06 of it
+    assert top4["iso"] < 0.2 and top4["aniso"] > 0.4, top4
+    assert bench.Setting(1.0).effective_dimension(32) == pytest.approx(32)
+    assert bench.Setting(1.0, decay=1.0).effective_dimension(128) == pytest.approx(18.0, abs=0.1)
