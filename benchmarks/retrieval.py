@@ -8,7 +8,7 @@ queries from the same distribution, in three settings (``SETTINGS``):
 well-separated clusters, and two kinds of overlapping ones, where IVF at
 ``nprobe`` 16 misses more than 10% of the true neighbours: isotropic (every
 direction varies alike) and anisotropic (the variance decays over random
-directions, as trained embeddings' does). Every index is built through
+directions, as trained embeddings' does, and more so). Every index is built through
 ``avkit.retrieval.RetrievalIndex`` (cosine = inner product on normalised
 vectors), the code ``avkit index build`` runs. Each family is measured at
 several operating points (``efSearch``, ``nprobe``, the HNSW coarse
@@ -39,7 +39,8 @@ from avkit.retrieval import RetrievalIndex
 class Setting:
     """Clusters of embeddings: ``noise`` per dimension around N(0, 1) centres; with ``decay`` > 0 both the
     centres and the noise have variance ∝ i^-decay along the i-th of ``dim`` random orthogonal directions,
-    a spectrum concentrated in a few directions, as trained embeddings' is; 0 is isotropic."""
+    a spectrum concentrated in a few directions (trained embeddings are more so: docs/benchmarks.md); 0 is
+    isotropic."""
 
     noise: float
     decay: float = 0.0
@@ -70,7 +71,7 @@ class Setting:
 #: isotropic noise 1.85, IVF1024 at nprobe 16 finds about 86% of them at 1M vectors (at 1.5 it finds 98%,
 #: at 2.0 73%): every one of the 128 directions varies as much, the hardest shape for any index.
 #: anisotropic: overlapping too (IVF1024 at nprobe 16 under 90%), with the variance decaying as 1/i over
-#: random directions (an effective dimension of about 18 in 128), the shape of trained embeddings.
+#: random directions (an effective dimension of about 18 in 128); trained embeddings concentrate theirs more.
 SETTINGS = {"separated": Setting(0.5), "overlapping": Setting(1.85), "anisotropic": Setting(1.85, decay=1.0)}
 
 
