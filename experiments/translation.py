@@ -363,8 +363,9 @@ def decode_split(model: AVModel, units_manifest: Path, split: str, decodings: di
     ``rescore``: the beam's hypotheses rescored by ``matcher``; ``phase_draws``: the control, see
     :func:`best_of_phase_draws`): ``(speech by decoding, labels, {digit: (its first image (H, W),
     the ``shown`` decoding's speech)})``. Decodings that differ only in what they do with the beam
-    share one search and its spoken hypotheses; every search of a batch speaks from the same
-    Griffin-Lim phases, set by ``seed``."""
+    share one search and its spoken hypotheses. Image ``i`` of the split is spoken from Griffin-Lim
+    phases seeded by ``seed`` and ``i`` whatever the decoding, so two decodings that emit the same
+    units for it give the same speech (common random numbers: what differs is the units)."""
     ds = ManifestDataset(units_manifest, {"image": model.pipelines()["image"]}, split=split, label_names=model.config.labels)
     searches: dict[tuple, bool] = {}  # a beam search's options -> whether every hypothesis is to be spoken (rescoring)
     for options in decodings.values():
@@ -372,11 +373,12 @@ def decode_split(model: AVModel, units_manifest: Path, split: str, decodings: di
     spoken: dict[str, list[Spoken]] = {name: [] for name in decodings}
     labels: list[int] = []
     examples: dict[int, tuple[torch.Tensor, Spoken]] = {}
-    for index, batch in enumerate(progress(ordered_loader(ds, 64), desc=f"image -> speech ({split})", unit="batch")):
+    batch_size = 64
+    for index, batch in enumerate(progress(ordered_loader(ds, batch_size), desc=f"image -> speech ({split})", unit="batch")):
         hypotheses = {}
-        for key, everyone in searches.items():
-            torch.manual_seed(seed * 1_000_003 + index)  # Griffin-Lim's random phases
-            hypotheses[key] = speak_hypotheses(model, batch, spoken=None if everyone else 1, **dict(key))
+        for key, everyone in searches.items():  # every decoding speaks image i from the same phases: a paired comparison
+            hypotheses[key] = speak_hypotheses(model, batch, spoken=None if everyone else 1,
+                                               phase_seed=seed * 1_000_003 + index * batch_size, **dict(key))  # fmt: skip
         for name, options in decodings.items():
             said = hypotheses[search_key(options)]
             chosen = nearest_hypotheses(matcher, model, batch, said) if options.get("rescore") else [h[0] for h in said]

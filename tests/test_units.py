@@ -196,6 +196,17 @@ def test_the_vocoder_trains_on_audio_alone_without_running_the_audio_encoder(ima
     assert len(model.heads["vocoder"].speak([1])) >= 512 // 2  # padded with silence past Griffin-Lim's half window
 
 
+def test_a_phase_seed_makes_speech_repeatable_and_leaves_the_global_generator_alone(image_to_speech_run):
+    vocoder = load_model(image_to_speech_run.parent / "vocoder").heads["vocoder"]
+    torch.manual_seed(5)
+    expected_next = torch.rand(3)
+    torch.manual_seed(5)
+    a, b, c = vocoder.speak([1, 2, 3], phase_seed=7), vocoder.speak([1, 2, 3], phase_seed=7), vocoder.speak([1, 2, 3], phase_seed=8)
+    assert torch.equal(torch.rand(3), expected_next)  # the seeded draws did not consume the global generator
+    assert torch.equal(a, b) and not torch.equal(a, c)  # Griffin-Lim's initial phases come from the seed
+    assert not torch.equal(vocoder.speak([1, 2, 3]), vocoder.speak([1, 2, 3]))  # without one: fresh phases each time
+
+
 def test_image_to_speech_decodes_units_with_attention_and_speaks_them(image_to_speech_run, small_digits):
     model = load_model(image_to_speech_run)
     assert model.trained_heads() == ["caption"]

@@ -121,9 +121,12 @@ def nearest_speech(matcher: AVModel, tower: str, waveforms: list[Tensor], image:
 
 
 @torch.no_grad()
-def speak_hypotheses(model: AVModel, batch: Batch, spoken: int | None = None, **decoding: float) -> list[list[Spoken]]:
+def speak_hypotheses(model: AVModel, batch: Batch, spoken: int | None = None, phase_seed: int | None = None,
+                     **decoding: float) -> list[list[Spoken]]:  # fmt: skip
     """The beam's hypotheses for each of the batch's images, best log p first, each spoken by the vocoder
-    (``spoken``: only the first that many). ``decoding``: ``beam`` (1: greedy), ``max_length``, ``length_penalty``."""
+    (``spoken``: only the first that many). ``phase_seed``: image ``i`` of the batch is spoken from
+    Griffin-Lim phases seeded by ``phase_seed + i``, so equal units give equal speech whatever the
+    decoding (None: the global generator). ``decoding``: ``beam`` (1: greedy), ``max_length``, ``length_penalty``."""
     caption, vocoder = image_to_speech_heads(model)
     tower = caption.towers[0]
     was_training = model.training
@@ -132,8 +135,9 @@ def speak_hypotheses(model: AVModel, batch: Batch, spoken: int | None = None, **
         output = model.tower_output(tower, batch)
         h, w = output.feature_map.shape[-2:]
         grid = MapGrid.of(model.towers[tower].feature_info.map())
-        return [[Spoken(d.tokens, d.attention.view(-1, h, w), vocoder.speak(d.tokens), vocoder.sample_rate, grid=grid)
-                 for d in hypotheses[:spoken]] for hypotheses in caption.nbest(output, **decoding)]  # fmt: skip
+        seeds = (None if phase_seed is None else phase_seed + i for i in range(len(batch)))
+        return [[Spoken(d.tokens, d.attention.view(-1, h, w), vocoder.speak(d.tokens, seed), vocoder.sample_rate, grid=grid)
+                 for d in hypotheses[:spoken]] for hypotheses, seed in zip(caption.nbest(output, **decoding), seeds)]  # fmt: skip
     finally:
         model.train(was_training)
 

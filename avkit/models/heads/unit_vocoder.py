@@ -109,8 +109,10 @@ class UnitVocoderHead(Head):
         return self.inverse_mel(mag).clamp_min(0) if self.frames == "mel" else mag
 
     @torch.no_grad()
-    def speak(self, units: list[int]) -> Tensor:
-        """A unit sequence -> a waveform ``(T,)`` at the tower's sample rate."""
+    def speak(self, units: list[int], phase_seed: int | None = None) -> Tensor:
+        """A unit sequence -> a waveform ``(T,)`` at the tower's sample rate. Griffin-Lim starts from random
+        phases: ``phase_seed`` draws them from that seed (the global generator left as it was), so the same
+        units always give the same waveform; None draws them from the global generator."""
         if not units:
             return torch.zeros(0)
         frames = self.vocoder.synthesize(units)
@@ -118,7 +120,11 @@ class UnitVocoderHead(Head):
         short = n_fft // 2 // hop + 2 - len(frames)  # Griffin-Lim's reflect padding needs over half a window of signal
         if short > 0:  # a sequence shorter than that ends in silence
             frames = torch.cat([frames, frames.new_full((short, frames.shape[1]), math.log(FLOOR))])
-        return self.griffin_lim(self.magnitude(frames)).cpu()
+        if phase_seed is None:
+            return self.griffin_lim(self.magnitude(frames)).cpu()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(phase_seed)
+            return self.griffin_lim(self.magnitude(frames)).cpu()
 
     def evaluator(self) -> VocoderEvaluator:
         return VocoderEvaluator(self)
