@@ -120,10 +120,9 @@ class UnitVocoderHead(Head):
         short = n_fft // 2 // hop + 2 - len(frames)  # Griffin-Lim's reflect padding needs over half a window of signal
         if short > 0:  # a sequence shorter than that ends in silence
             frames = torch.cat([frames, frames.new_full((short, frames.shape[1]), math.log(FLOOR))])
-        if phase_seed is None:
-            return self.griffin_lim(self.magnitude(frames)).cpu()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(phase_seed)
+        with torch.random.fork_rng(devices=[], enabled=phase_seed is not None):
+            if phase_seed is not None:
+                torch.manual_seed(phase_seed)
             return self.griffin_lim(self.magnitude(frames)).cpu()
 
     def evaluator(self) -> VocoderEvaluator:
