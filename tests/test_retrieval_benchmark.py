@@ -34,8 +34,10 @@ def test_settings_vectors_are_unit_norm_and_the_anisotropic_spectrum_decays() ->
     for name, x in (("iso", iso), ("aniso", aniso)):
         assert x.shape == (20_000, 32) and x.dtype == np.float32
         np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
-        eig = np.sort(np.linalg.eigvalsh(np.cov(x.T)))[::-1]
-        top4[name] = eig[:4].sum() / eig.sum()
+        eig, vec = np.linalg.eigh(np.cov(x.T))
+        top4[name] = eig[::-1][:4].sum() / eig.sum()
+        if name == "aniso":  # the spectrum lies along random directions, not the axes (PQ splits the axes)
+            assert np.abs(vec[:, -1]).max() < 0.9
     # isotropic: 4 of 32 directions hold about 4/32 of the variance; variance ∝ 1/i: about 2.08/4.06 of it
     assert top4["iso"] < 0.2 and top4["aniso"] > 0.4, top4
     assert bench.Setting(1.0).effective_dimension(32) == pytest.approx(32)

@@ -218,6 +218,21 @@ def test_image_to_speech_decodes_units_with_attention_and_speaks_them(image_to_s
         image_to_speech_files(model, [image], temperature=2)
 
 
+def test_a_phase_seed_pairs_decodings_by_the_image(image_to_speech_run, small_digits):
+    """Image i is spoken from phases seeded by phase_seed + i: equal units give equal speech whatever the
+    decoding, and the seed follows the image, not the call."""
+    model = load_model(image_to_speech_run)
+    _, vocoder = image_to_speech_heads(model)
+    images = sorted((small_digits / "images").glob("*.png"))[:3]
+    greedy = image_to_speech_files(model, images, beam=1, phase_seed=100)
+    beams = image_to_speech_files(model, images, beam=3, phase_seed=100)
+    for g, b in zip(greedy, beams, strict=True):
+        assert torch.equal(g.waveform, b.waveform) == (g.units == b.units)
+    later = image_to_speech_files(model, images[1:], beam=1, phase_seed=101)  # image 1 first, with image 1's seed
+    assert torch.equal(later[0].waveform, greedy[1].waveform)
+    assert torch.equal(greedy[2].waveform, vocoder.speak(greedy[2].units, phase_seed=102))
+
+
 @pytest.fixture(scope="module")
 def matcher_run(small_digits: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny contrastive run that reads images as the image-to-speech run does (16 px)."""

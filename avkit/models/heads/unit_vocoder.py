@@ -111,7 +111,7 @@ class UnitVocoderHead(Head):
     @torch.no_grad()
     def speak(self, units: list[int], phase_seed: int | None = None) -> Tensor:
         """A unit sequence -> a waveform ``(T,)`` at the tower's sample rate. Griffin-Lim starts from random
-        phases: ``phase_seed`` draws them from that seed (the global generator left as it was), so the same
+        phases: ``phase_seed`` draws them from that seed (the global generators left as they were), so the same
         units always give the same waveform; None draws them from the global generator."""
         if not units:
             return torch.zeros(0)
@@ -120,7 +120,8 @@ class UnitVocoderHead(Head):
         short = n_fft // 2 // hop + 2 - len(frames)  # Griffin-Lim's reflect padding needs over half a window of signal
         if short > 0:  # a sequence shorter than that ends in silence
             frames = torch.cat([frames, frames.new_full((short, frames.shape[1]), math.log(FLOOR))])
-        with torch.random.fork_rng(devices=[], enabled=phase_seed is not None):
+        cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []  # manual_seed reseeds these too
+        with torch.random.fork_rng(devices=cuda, enabled=phase_seed is not None):
             if phase_seed is not None:
                 torch.manual_seed(phase_seed)
             return self.griffin_lim(self.magnitude(frames)).cpu()
