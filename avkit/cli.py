@@ -59,7 +59,7 @@ def _cmd_digits(args: argparse.Namespace) -> int:
 def _cmd_scenes(args: argparse.Namespace) -> int:
     from avkit.data.scenes import ScenesConfig, build_scenes
 
-    cfg = ScenesConfig(canvas=args.canvas, seed=args.seed, strict=args.strict)
+    cfg = ScenesConfig(canvas=args.canvas, seed=args.seed, train_scenes=args.train_scenes, strict=args.strict)
     source = Path(args.source)
     refuse_overwriting(args.out, [source if source.is_dir() else source.parent], "--out (the scenes' folder)")
     report = build_scenes(args.source, args.out, cfg, show_progress=True)
@@ -190,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--canvas", type=int, default=128, help="scene side in pixels (default 128)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--train-scenes", type=int, default=1, metavar="N",
+                   help="scenes per training record, each with other distractors and positions (default 1; "
+                        "validation and test records always get one)")  # fmt: skip
     p.add_argument("--strict", action="store_true", help="refuse to build if any item fails")
     p.set_defaults(func=_cmd_scenes)
 

@@ -50,12 +50,37 @@ def test_scenes_are_deterministic(small_digits, scenes, tmp_path):
     assert (tmp_path / "manifest.jsonl").read_text() == (scenes / "manifest.jsonl").read_text()
 
 
+def test_more_training_scenes_per_record_leave_the_first_ones_as_they_were(small_digits, scenes, tmp_path):
+    build_scenes(small_digits, tmp_path, ScenesConfig(seed=0, train_scenes=3))
+    one, three = read_manifest(scenes / "manifest.jsonl"), read_manifest(tmp_path / "manifest.jsonl")
+    n_train = len(one.split("train"))
+    assert len(three.split("train")) == 3 * n_train and len(three) == len(one) + 2 * n_train
+    firsts = {r.id: r for r in three if r.id == r.extra["source"]}
+    for rec in one:  # every record's first scene (and every val/test scene) is the one-scene build's, pixel for pixel
+        same = firsts[rec.id]
+        assert (same.boxes, same.extra, same.split) == (rec.boxes, rec.extra, rec.split)
+        assert (tmp_path / same.paths["image"]).read_bytes() == (scenes / rec.paths["image"]).read_bytes()
+    extra = [r for r in three if r.id != r.extra["source"]]
+    assert {r.split for r in extra} == {"train"}
+    by_source = {}
+    for rec in extra:  # each extra scene: the record's sound and label, its own picture
+        src = firsts[rec.extra["source"]]
+        assert rec.id.startswith(src.id + "-s") and (rec.label, rec.paths["audio"]) == (src.label, src.paths["audio"])
+        by_source.setdefault(src.id, []).append(rec)
+    assert all(len(v) == 2 for v in by_source.values())
+    differs = [r.boxes != firsts[r.extra["source"]].boxes for r in extra]
+    assert sum(differs) > 0.9 * len(extra)
+    assert check_manifest(tmp_path / "manifest.jsonl").ok
+
+
 def test_placement_and_bad_configs(small_digits, tmp_path):
     import numpy as np
 
     assert place([60, 60, 60, 60, 60], 100, np.random.default_rng(0), tries=5) is None
     with pytest.raises(DatasetBuildError, match="too large"):
         build_scenes(small_digits, tmp_path, ScenesConfig(canvas=64, scale=(20, 40)))
+    with pytest.raises(DatasetBuildError, match="train_scenes must be at least 1, got 0"):
+        build_scenes(small_digits, tmp_path, ScenesConfig(train_scenes=0))
 
 
 def test_checking_only_the_audio_of_scenes_does_not_check_their_boxes(scenes, tmp_path):
@@ -86,3 +111,65 @@ def test_a_source_whose_audio_is_not_audio_is_skipped_not_copied(small_digits, t
     assert [item["id"] for item in report.skipped] == [lines[0]["id"]]
     assert "cannot be decoded as audio" in report.skipped[0]["reason"]
     assert not list((tmp_path / "out" / "audio").glob(f"{lines[0]['id']}.*"))
+
+
+def test_cli_train_scenes(small_digits, tmp_path, capsys):
+    from avkit.cli import main
+
+    assert main(["data", "scenes", "--from", str(small_digits), "--out", str(tmp_path / "a"), "--train-scenes", "2"]) == 0
+    manifest = read_manifest(tmp_path / "a" / "manifest.jsonl")
+    assert json.loads((tmp_path / "a" / "build.json").read_text())["config"]["train_scenes"] == 2
+    assert len(manifest.split("train")) == 2 * len({r.extra["source"] for r in manifest.split("train")})
+    capsys.readouterr()
+    assert main(["data", "scenes", "--from", str(small_digits), "--out", str(tmp_path / "b"), "--train-scenes", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "train_scenes must be at least 1, got 0" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_failed_extra_scene_is_skipped_alone(small_digits, scenes, tmp_path, monkeypatch):
+    import avkit.data.scenes as scenes_module
+
+    records = read_manifest(small_digits / "manifest.jsonl").records
+    at = next(i for i, r in enumerate(records) if r.split == "train")  # records before it have one scene each
+    first_train, real, calls = records[at], scenes_module.compose_scene, []
+
+    def fails_on_the_first_extra_scene(*args, **kwargs):
+        calls.append(1)
+        return None if len(calls) == at + 2 else real(*args, **kwargs)
+
+    monkeypatch.setattr(scenes_module, "compose_scene", fails_on_the_first_extra_scene)
+    report = build_scenes(small_digits, tmp_path, ScenesConfig(seed=0, train_scenes=2))
+    ids = {r.id for r in read_manifest(tmp_path / "manifest.jsonl")}
+    assert first_train.id in ids and f"{first_train.id}-s1" not in ids
+    assert [s["id"] for s in report.skipped] == [f"{first_train.id}-s1"]
+    assert "no non-overlapping placement" in report.skipped[0]["reason"]
+    one = read_manifest(scenes / "manifest.jsonl")
+    assert {r.id for r in one} <= ids  # every first scene is there
+
+
+def _localization_experiment():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "experiments" / "localization.py"
+    spec = importlib.util.spec_from_file_location("localization_experiment", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_experiment_trains_its_variants_on_each_records_first_scene(small_digits, scenes, tmp_path):
+    experiment = _localization_experiment()
+    build_scenes(small_digits, tmp_path / "x3", ScenesConfig(seed=0, train_scenes=3))
+    assert experiment.scenes_per_record(tmp_path / "x3" / "manifest.jsonl") == 3
+    build = json.loads((scenes / "build.json").read_text())
+    del build["config"]["train_scenes"]  # a folder built before the option: one scene per record
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "build.json").write_text(json.dumps(build))
+    assert experiment.scenes_per_record(tmp_path / "old" / "manifest.jsonl") == 1
+    kept = experiment.one_scene_manifest(tmp_path / "x3" / "manifest.jsonl", tmp_path / "one.jsonl")
+    one, first = read_manifest(tmp_path / "one.jsonl"), read_manifest(scenes / "manifest.jsonl")
+    assert kept == len(first.split("train")) and [r.id for r in one] == [r.id for r in first]
+    assert check_manifest(tmp_path / "one.jsonl").ok

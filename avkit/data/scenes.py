@@ -5,6 +5,8 @@ scene pastes the record's image and 1-3 images of *other* digits from the same
 split at random non-overlapping positions and scales on a black canvas. The
 audio is the record's clip; ``boxes`` holds the tight ink box of the heard
 digit, and ``distractors`` (an extra key) the labels and boxes of the others.
+``train_scenes`` composes several scenes around each training record (ids ``ID``,
+``ID-s1``, ...; ``source`` names the record), more data for the same pairs.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ class ScenesConfig:
         objects: (min, max) number of digits per scene, inclusive.
         scale: (min, max) side of a pasted digit, pixels.
         seed: seed for every random choice.
+        train_scenes: scenes composed per training record, each with its own distractors, scales and
+            positions (the record's image and audio in each). Validation and test records get one scene
+            each, whatever this is, and the first scene of every record does not depend on it.
         strict: refuse the build if any item fails, instead of skipping it.
     """
 
@@ -42,6 +47,7 @@ class ScenesConfig:
     objects: tuple[int, int] = (2, 4)
     scale: tuple[int, int] = (28, 56)
     seed: int = 0
+    train_scenes: int = 1
     strict: bool = False
 
 
@@ -94,6 +100,31 @@ def compose_scene(
     return canvas, boxes
 
 
+def _scene(
+    manifest: Manifest,
+    rec: Record,
+    by_split_label: dict[tuple[str | None, str], list[Record]],
+    cfg: ScenesConfig,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, list[tuple[int, int, int, int]], list[str]]:
+    """One scene of ``rec``: canvas, boxes (the heard digit's first) and the distractors' labels."""
+    others = sorted({lab for (split, lab) in by_split_label if split == rec.split and lab != rec.label})
+    want = int(rng.integers(cfg.objects[0], cfg.objects[1], endpoint=True)) - 1
+    if len(others) < want:
+        raise DatasetBuildError(f"split {rec.split!r} has only {len(others)} other labels, need {want}")
+    labels = [str(x) for x in rng.choice(others, size=want, replace=False)]
+    distractors = []
+    for lab in labels:
+        pool = by_split_label[(rec.split, lab)]
+        distractors.append(pool[int(rng.integers(len(pool)))])
+    patches = [_grey(manifest, r) for r in [rec, *distractors]]
+    scene = compose_scene(patches, cfg, rng)
+    if scene is None:
+        raise DatasetBuildError("no non-overlapping placement found")
+    canvas, boxes = scene
+    return canvas, boxes, labels
+
+
 def build_scenes(
     source: str | Path, out: str | Path, cfg: ScenesConfig | None = None, show_progress: bool = False
 ) -> BuildReport:
@@ -106,6 +137,8 @@ def build_scenes(
     cfg = cfg or ScenesConfig()
     if not 1 <= cfg.objects[0] <= cfg.objects[1]:
         raise DatasetBuildError(f"objects must be (min, max) with 1 <= min <= max, got {cfg.objects}")
+    if cfg.train_scenes < 1:
+        raise DatasetBuildError(f"train_scenes must be at least 1, got {cfg.train_scenes}")
     if cfg.scale[1] * 2 > cfg.canvas:
         raise DatasetBuildError(f"scale max {cfg.scale[1]} is too large for a {cfg.canvas}px canvas")
     start = time.perf_counter()
@@ -120,39 +153,41 @@ def build_scenes(
 
     report = BuildReport(manifest=out / "manifest.jsonl")
     records: list[Record] = []
-    for rec in progress(manifest.records, desc="composing scenes", enabled=show_progress, unit="scene"):
+    extra_rng = np.random.default_rng([cfg.seed, 1])  # the extra training scenes draw apart: the first stay as they were
+    taken = {rec.id for rec in manifest}
+    for rec in progress(manifest.records, desc="composing scenes", enabled=show_progress, unit="record"):
         try:
             if rec.label is None:
                 raise DatasetBuildError("has no label, so distinct distractor digits cannot be chosen")
-            others = sorted({lab for (split, lab) in by_split_label if split == rec.split and lab != rec.label})
-            want = int(rng.integers(cfg.objects[0], cfg.objects[1], endpoint=True)) - 1
-            if len(others) < want:
-                raise DatasetBuildError(f"split {rec.split!r} has only {len(others)} other labels, need {want}")
-            labels = [str(x) for x in rng.choice(others, size=want, replace=False)]
-            distractors = []
-            for lab in labels:
-                pool = by_split_label[(rec.split, lab)]
-                distractors.append(pool[int(rng.integers(len(pool)))])
-            patches = [_grey(manifest, r) for r in [rec, *distractors]]
-            scene = compose_scene(patches, cfg, rng)
-            if scene is None:
-                raise DatasetBuildError("no non-overlapping placement found")
-            canvas, boxes = scene
+            scenes = [(rec.id, _scene(manifest, rec, by_split_label, cfg, rng))]
             audio_src = manifest.resolve(rec, "audio")
             audio_rel = f"audio/{rec.id}{audio_src.suffix}"
             load_audio(audio_src, strict=cfg.strict)  # copied as is, so decoded first: a file that is not audio is skipped
             atomic_write_bytes(out / audio_rel, audio_src.read_bytes())
-            save_image(out / "images" / f"{rec.id}.png", canvas)
         except (AvkitError, OSError) as exc:
             report.skip(rec.id, str(exc))
             continue
-        extra = {
-            "source": rec.id,
-            "distractors": [{"label": lab, "box": list(b)} for lab, b in zip(labels, boxes[1:])],
-        }
-        records.append(
-            Record(rec.id, {"audio": audio_rel, "image": f"images/{rec.id}.png"}, rec.label, rec.split,
-                   boxes=(tuple(float(v) for v in boxes[0]),), extra=extra)  # fmt: skip
-        )
+        for k in range(1, cfg.train_scenes if rec.split == "train" else 1):  # each extra scene is skipped on its own
+            scene_id = f"{rec.id}-s{k}"
+            try:
+                if scene_id in taken:
+                    raise DatasetBuildError(f"the extra scene's id is already a record of {manifest.path}")
+                scenes.append((scene_id, _scene(manifest, rec, by_split_label, cfg, extra_rng)))
+            except (AvkitError, OSError) as exc:
+                report.skip(scene_id, str(exc))
+        for scene_id, (canvas, boxes, labels) in scenes:
+            try:
+                save_image(out / "images" / f"{scene_id}.png", canvas)
+            except (AvkitError, OSError) as exc:
+                report.skip(scene_id, str(exc))
+                continue
+            extra = {
+                "source": rec.id,
+                "distractors": [{"label": lab, "box": list(b)} for lab, b in zip(labels, boxes[1:])],
+            }
+            records.append(
+                Record(scene_id, {"audio": audio_rel, "image": f"images/{scene_id}.png"}, rec.label, rec.split,
+                       boxes=(tuple(float(v) for v in boxes[0]),), extra=extra)  # fmt: skip
+            )
     meta = {"dataset": "av-digits-scenes", "source": str(manifest.path), "config": asdict(cfg)}
     return finish_build(report, records, cfg.strict, start, meta)
