@@ -145,10 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         if not scenes.is_file():
             build_scenes(args.data, args.scenes, ScenesConfig(seed=args.seed, train_scenes=args.train_scenes),
                          show_progress=True)  # fmt: skip
-        if scenes_per_record(scenes) != args.train_scenes:
-            raise AvkitError(f"{args.scenes} holds {scenes_per_record(scenes)} scene(s) per training record, not "
-                             f"--train-scenes {args.train_scenes}; pass --scenes NEW_FOLDER (built if missing) or "
-                             f"--train-scenes {scenes_per_record(scenes)}")  # fmt: skip
+        built_with = scenes_per_record(scenes)
+        if built_with != args.train_scenes:
+            raise AvkitError(f"{args.scenes} holds {built_with} scene(s) per training record, not --train-scenes "
+                             f"{args.train_scenes}; pass --scenes NEW_FOLDER (built if missing) or --train-scenes "
+                             f"{built_with}")  # fmt: skip
         quick = ["optim.epochs=2"] if args.quick else []
         common = [f"seed={args.seed}", *quick]
         matching, _ = train_or_reuse(load_run_config(CONFIGS / "contrastive.toml", [
@@ -182,20 +183,20 @@ def main(argv: list[str] | None = None) -> int:
         n_epochs = load_run_config(CONFIGS / "localization.toml", quick).optim.epochs
         variant_epochs = load_run_config(CONFIGS / "localization.toml", one_scene_run).optim.epochs
         if args.train_scenes > 1:
-            chosen = f"{best}, {args.train_scenes} scenes per training record"
-            train_row(chosen, "chosen", VARIANTS[best])
-        else:  # the variants saw every training scene already
-            chosen = best
+            chosen, recipe = f"{best}, {args.train_scenes} scenes per training record", VARIANTS[best]
+            train_row(chosen, "chosen", recipe)
+        else:  # the variants saw every training scene already: the model, its seeds and the semi-supervised row
+            chosen, recipe = best, [*one_scene_run, *VARIANTS[best]]  # train as they did
         semi_manifest = args.out / "semi-supervised.jsonl"
         n_boxed = semi_supervised_manifest(scenes, semi_manifest, args.boxes, args.seed)
         semi_name = f"{chosen}, box term on {args.boxes:.0%} of the training scenes"
-        train_row(semi_name, "semi-supervised", [f"data.manifest={semi_manifest}", *VARIANTS[best],
+        train_row(semi_name, "semi-supervised", [*recipe, f"data.manifest={semi_manifest}",
                                                  "model.heads.localization.box_supervision=true"])  # fmt: skip
 
         seed_runs = {args.seed: runs[chosen]}  # the chosen recipe again with other training seeds (same matching run)
         for s in range(args.seed + 1, args.seed + args.seeds):
             result, _ = train_or_reuse(load_run_config(CONFIGS / "localization.toml", [
-                *base, f"out={args.out / f'chosen-seed-{s}'}", *VARIANTS[best], f"seed={s}"]), show_progress=True)  # fmt: skip
+                *base, f"out={args.out / f'chosen-seed-{s}'}", *recipe, f"seed={s}"]), show_progress=True)  # fmt: skip
             seed_runs[s] = result.run_dir
         model = load_model(runs[chosen])
         smoothing = {}  # the heat map's neighbourhood averaging, re-scored on validation (the flip term trained with 3)
