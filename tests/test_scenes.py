@@ -173,3 +173,13 @@ def test_experiment_trains_its_variants_on_each_records_first_scene(small_digits
     one, first = read_manifest(tmp_path / "one.jsonl"), read_manifest(scenes / "manifest.jsonl")
     assert kept == len(first.split("train")) and [r.id for r in one] == [r.id for r in first]
     assert check_manifest(tmp_path / "one.jsonl").ok
+
+
+def test_experiment_chooses_by_all_three_targeted_metrics_not_auc_alone():
+    experiment = _localization_experiment()
+    no_presence = {"adaptive/success@0.5": 0.805, "adaptive/AUC": 0.605, "AP": 0.405}
+    with_presence = {"adaptive/success@0.5": 0.829, "adaptive/AUC": 0.604, "AP": 0.605}
+    assert experiment.choice_score(with_presence) > experiment.choice_score(no_presence)
+    assert experiment.choice_score(with_presence) == pytest.approx((0.829 + 0.604 + 0.605) / 3)
+    no_negatives = {**with_presence, "AP": float("nan")}  # scenes without distractors: no AP, which then counts 0
+    assert experiment.choice_score(no_negatives) == pytest.approx((0.829 + 0.604) / 3)
