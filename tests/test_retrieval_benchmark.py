@@ -42,3 +42,21 @@ def test_settings_vectors_are_unit_norm_and_the_anisotropic_spectrum_decays() ->
     assert top4["iso"] < 0.2 and top4["aniso"] > 0.4, top4
     assert bench.Setting(1.0).effective_dimension(32) == pytest.approx(32)
     assert bench.Setting(1.0, decay=1.0).effective_dimension(128) == pytest.approx(18.0, abs=0.1)
+
+
+def test_flat_batch1_denominator_is_its_faster_thread_count() -> None:
+    """Every ratio divides by Flat's batch-1 QPS at its better thread count (one, or all), and the thread count
+    is left as it was."""
+    import argparse
+
+    import faiss
+
+    threads = faiss.omp_get_max_threads()
+    args = argparse.Namespace(n=3000, queries=40, single=4, dim=128, clusters=50, seed=0)
+    rows, _ = bench.run_setting("separated", bench.SETTINGS["separated"], args)
+    flat = next(r for r in rows if r["family"] == "Flat")
+    assert set(flat["qps1_by_threads"]) == {1, threads}
+    assert flat["qps1"] == max(flat["qps1_by_threads"].values())
+    assert all(r["x1"] == pytest.approx(r["qps1"] / flat["qps1"]) for r in rows)
+    assert all(r["qps1_by_threads"] == {} for r in rows if r["family"] != "Flat")
+    assert faiss.omp_get_max_threads() == threads
