@@ -16,7 +16,8 @@
    negative-aware AP; :func:`choose_variant`) is chosen, and trained once more on every
    training scene (``--train-scenes`` per record, ``localization.toml``'s 12 epochs): the
    model. This rule replaced adaptive AUC alone after that rule's pick had been scored on
-   test (the run reported at commit a1c6ffb; docs/localization.md says what that means for the test numbers).
+   test (the run reported at commit a1c6ffb; docs/localization.md says what that means
+   for the test numbers).
 3. **Stacked hourglass**: the chosen variant on ``image_hourglass`` (stride 4, intermediate
    supervision) instead of ``image_resnet`` (stride 8), for comparison (one scene per record).
 4. **Semi-supervised**: the model's recipe with the box term, boxes kept on 10% of the
