@@ -223,12 +223,13 @@ def main(argv: list[str] | None = None) -> int:
                 *base, f"out={args.out / f'chosen-seed-{s}'}", *recipe, f"seed={s}"]), show_progress=True)  # fmt: skip
             seed_runs[s] = result.run_dir
         model = load_model(runs[chosen])
+        configured = model.config.heads["localization"].get("smooth", 1)
         smoothing = {}  # the heat map's neighbourhood averaging, re-scored on validation (the flip term trained with 3)
         for k in (1, 3, 5):
             model.heads["localization"].smooth = k
-            row = evaluate_localization(model, scenes, "val", seed=args.seed).rows["model"]
+            row = val[chosen] if k == configured else evaluate_localization(model, scenes, "val", seed=args.seed).rows["model"]
             smoothing[k] = (row["adaptive/success@0.5"], row["adaptive/AUC"])
-        model.heads["localization"].smooth = model.config.heads["localization"].get("smooth", 1)
+        model.heads["localization"].smooth = configured
         torch.manual_seed(args.seed)
         started = time.perf_counter()
         report = evaluate_localization(model, scenes, "test", seed=args.seed, untrained=create_model(model.config).eval(),
