@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -174,3 +175,20 @@ def test_a_model_without_a_voice_head_is_told_what_speech_to_image_needs(trained
         speech_to_image_heads(load_model(trained_run))
     with pytest.raises(ConfigError, match="regress_embedding"):
         speech_to_image(load_model(trained_run), Batch({}, torch.zeros(0), torch.zeros(0), []))
+
+
+def test_paired_difference_counts_the_discordant_items_and_brackets_the_difference():
+    from avkit.evaluation.paired import paired_difference
+
+    rng = np.random.default_rng(0)
+    a = rng.random((3, 400)) < 0.85
+    same = paired_difference(a, a)
+    assert (same.difference, same.low, same.high, same.only_a, same.only_b, same.pairs) == (0, 0, 0, 0, 0, 1200)
+    b = a.copy()
+    b[:, :40] = ~b[:, :40]  # 40 items flipped under every seed: b is right where a was wrong, and wrong where it was right
+    d = paired_difference(b, a)
+    assert d.only_a == int((~a[:, :40]).sum()) and d.only_b == int(a[:, :40].sum())
+    assert d.difference == pytest.approx((d.only_a - d.only_b) / 1200)
+    assert d.low < d.difference < d.high and d.high < 0  # a was right on most of the flipped items: b is worse, surely
+    with pytest.raises(ValueError, match=r"one shape \(seeds, items\), got \(3, 400\) and \(2, 400\)"):
+        paired_difference(a, a[:2])

@@ -58,6 +58,10 @@ from avkit.fileio import (
 log = logging.getLogger(__name__)
 
 Metric = Literal["cosine", "l2"]
+#: A single query's lists are shared among threads only if it scans this much (``nprobe`` lists of codes):
+#: below it, waking the threads costs more than they save. On 2 cores and 1M vectors, sharing broke even
+#: between 250 and 500 KB for fast-scan PQ and at about 500 KB for IVF-Flat (docs/benchmarks.md).
+SHARE_MIN_BYTES = 512 * 1024
 FORMAT = 2  # 2: info.json records checksums
 #: The fields of ``info.json`` and their types.
 INFO_FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -286,9 +290,7 @@ class RetrievalIndex:
         k_fetch = min(k + hidden, self.index.ntotal)
         if k_fetch == 0:
             return [[] for _ in range(len(q))]
-        for name, value in self.search_params.items():
-            faiss.ParameterSpace().set_index_parameter(self.index, name, value)
-        scores, ids = self.index.search(q, k_fetch)
+        scores, ids = self.faiss_search(q, k_fetch)
         if self.metric == "l2":
             scores = -scores
         wanted = sorted({int(i) for i in ids.ravel() if i >= 0})
@@ -302,6 +304,25 @@ class RetrievalIndex:
             hits = [Hit(rows[i][0], float(s), self._metadata(*rows[i])) for s, i in zip(srow, irow) if i in rows]
             out.append(hits[:k])
         return out
+
+    def faiss_search(self, queries: np.ndarray, k: int, share_lists: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """faiss's scores and ids ``(Q, k)`` for prepared queries ``(Q, dim)``, at this index's search parameters.
+
+        faiss shares a batch's queries among its threads. A batch smaller than the thread count (one query
+        from a service) would leave threads idle, so an IVF index then shares each query's inverted lists
+        among them instead, if a query scans at least ``SHARE_MIN_BYTES`` of codes (``share_lists`` None:
+        decided so; docs/benchmarks.md measures it). A service that runs queries in threads of its own
+        passes ``share_lists=False``.
+        """
+        for name, value in self.search_params.items():
+            faiss.ParameterSpace().set_index_parameter(self.index, name, value)
+        ivf = faiss.try_extract_index_ivf(self.index)
+        if ivf is not None:
+            ivf = faiss.downcast_index(ivf)
+            if share_lists is None:
+                share_lists = len(queries) < faiss.omp_get_max_threads() and _bytes_per_query(ivf) >= SHARE_MIN_BYTES
+            _share_lists_among_threads(ivf, share_lists)
+        return self.index.search(queries, k)
 
     def _metadata(self, key: str, text: str) -> dict[str, Any]:
         try:
@@ -482,6 +503,22 @@ class RetrievalIndex:
         except RetrievalError as exc:
             raise ArtifactError(path / "info.json", str(exc)) from None
         return self
+
+
+def _bytes_per_query(ivf: faiss.IndexIVF) -> float:
+    """The codes one query scans: ``nprobe`` lists of the mean length."""
+    return ivf.nprobe * ivf.ntotal / max(ivf.nlist, 1) * ivf.code_size
+
+
+def _share_lists_among_threads(ivf: faiss.IndexIVF, share: bool) -> None:
+    """Parallelise an IVF search over each query's inverted lists (``share``) or over the queries (faiss's
+    default). Fast-scan IVF does it with its search implementation 15 (multithreaded over queries x lists,
+    results in reservoirs; only for blocks of 32 codes), other IVF indexes with ``parallel_mode`` 1."""
+    if isinstance(ivf, faiss.IndexIVFFastScan):
+        if ivf.bbs == 32:
+            ivf.implem = 15 if share else 0
+    else:
+        ivf.parallel_mode = 1 if share else 0
 
 
 def _sha256(data: bytes | np.ndarray) -> str:

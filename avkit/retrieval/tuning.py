@@ -61,13 +61,13 @@ def measure(index: RetrievalIndex, queries: np.ndarray, own_ids: np.ndarray, tru
             timed: int = 100, passes: int = 3) -> tuple[float, float]:  # fmt: skip
     """Recall@k against ``truth (Q, k)`` ignoring each query's own id (one batch), and seconds per query one
     at a time (the fastest of ``passes`` over ``timed`` queries)."""
-    _, found = index.index.search(queries, k + 1)
+    _, found = index.faiss_search(queries, k + 1)
     hits = [len(set(row[row != own][:k].tolist()) & set(true.tolist())) for row, own, true in zip(found, own_ids, truth)]
     best = float("inf")
     for _ in range(passes):
         start = time.perf_counter()
         for i in range(min(timed, len(queries))):
-            index.index.search(queries[i : i + 1], k + 1)
+            index.faiss_search(queries[i : i + 1], k + 1)
         best = min(best, (time.perf_counter() - start) / min(timed, len(queries)))
     return float(np.mean(hits)) / k, best
 
@@ -119,9 +119,10 @@ def tune_search(
     for combination in range(space.n_combinations()):
         if any(space.combination_ge(combination, r) for r in reached):
             continue  # more work than a combination that already reached the target
-        space.set_index_parameters(index.index, combination)
-        recall, seconds = measure(index, queries, own, truth, k)
         name = space.combination_name(combination)
+        index.search_params = {}
+        index.set_search_params(_parse(name))
+        recall, seconds = measure(index, queries, own, truth, k)
         points.add(recall, seconds, name)
         log.info("  %-40s recall@%d %.3f  %.3f ms/query", name or "(no parameters)", k, recall, 1000 * seconds)
         if recall >= target_recall:
