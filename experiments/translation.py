@@ -598,7 +598,8 @@ def image_to_speech_report(runs: Runs, units_manifest: Path, units: SpeechUnits,
         + ", ".join(f"{k.removeprefix('image -> units, ')} {v['empty']}" for k, v in table.items() if "empty" in v) + ".",
         "", "Each decoding against greedy, image by image: both speak every image from the same Griffin-Lim phases, so "
         "only the images where one is right and the other wrong tell them apart. The interval resamples the images "
-        f"(a paired bootstrap; every image keeps its {len(per_seed['greedy'])} seeds):", "",
+        f"(a paired bootstrap; every image keeps its {len(per_seed['greedy'])} seeds). The last two columns count "
+        f"(image, seed) pairs, {len(labels) * len(per_seed['greedy'])} in all:", "",
         "| decoding | − greedy, judge accuracy | 95% interval | right where greedy is wrong | wrong where greedy is right |",
         "| --- | --- | --- | --- | --- |",
         *(f"| {name} | {d.difference:+.3f} | {d.low:+.3f} to {d.high:+.3f} | {d.only_a} | {d.only_b} |"

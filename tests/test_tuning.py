@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faiss
 import numpy as np
 import pytest
 
@@ -52,10 +53,12 @@ def test_every_index_family_is_tuned_through_its_own_parameters(factory):
 
 def test_an_unreachable_target_says_the_best_reached(capsys):
     x = _clustered(5000, spread=2.0)
-    index = RetrievalIndex(32, "IVF64,PQ4x4fs")  # 4 sub-quantizers of 4 bits: far too coarse for recall 0.99
+    index = RetrievalIndex(32, "IVF64,PQ4x4fs", search_params={"nprobe": 3})  # 4 sub-quantizers of 4 bits: too coarse
     index.add([str(i) for i in range(len(x))], x)
     with pytest.raises(RetrievalError, match=r"no search setting of 'IVF64,PQ4x4fs' reaches recall@10 0.99; the best it reached is 0\.\d+"):
         tune_search(index, x, target_recall=0.99, sample=200)
+    assert index.search_params == {"nprobe": 3} and index.operating_point is None  # as it was
+    assert faiss.extract_index_ivf(index.index).nprobe == 3
     with pytest.raises(RetrievalError, match="target recall must be in"):
         tune_search(index, x, target_recall=1.5)
 

@@ -38,7 +38,7 @@ import os
 import re
 import sqlite3
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -278,10 +278,11 @@ class RetrievalIndex:
         return len(ids)
 
     # -- search ------------------------------------------------------------
-    def search(self, queries: Any, k: int = 10) -> list[list[Hit]]:
+    def search(self, queries: Any, k: int = 10, share_lists: bool | None = None) -> list[list[Hit]]:
         """The ``k`` nearest items for each query ``(Q, dim)``, best first.
 
         An empty index gives empty lists; ``k`` larger than the index gives every item.
+        ``share_lists``: as for :meth:`faiss_search`.
         """
         if k < 1:
             raise RetrievalError(f"k must be at least 1, got {k}")
@@ -290,7 +291,7 @@ class RetrievalIndex:
         k_fetch = min(k + hidden, self.index.ntotal)
         if k_fetch == 0:
             return [[] for _ in range(len(q))]
-        scores, ids = self.faiss_search(q, k_fetch)
+        scores, ids = self.faiss_search(q, k_fetch, share_lists)
         if self.metric == "l2":
             scores = -scores
         wanted = sorted({int(i) for i in ids.ravel() if i >= 0})
@@ -311,18 +312,20 @@ class RetrievalIndex:
         faiss shares a batch's queries among its threads. A batch smaller than the thread count (one query
         from a service) would leave threads idle, so an IVF index then shares each query's inverted lists
         among them instead, if a query scans at least ``SHARE_MIN_BYTES`` of codes (``share_lists`` None:
-        decided so; docs/benchmarks.md measures it). A service that runs queries in threads of its own
-        passes ``share_lists=False``.
+        decided so; docs/benchmarks.md measures it). The setting lasts for this search only. A service
+        that runs queries in threads of its own passes ``share_lists=False``, and a lock: an index, its
+        SQLite connection included, serves one thread at a time.
         """
         for name, value in self.search_params.items():
             faiss.ParameterSpace().set_index_parameter(self.index, name, value)
         ivf = faiss.try_extract_index_ivf(self.index)
-        if ivf is not None:
-            ivf = faiss.downcast_index(ivf)
-            if share_lists is None:
-                share_lists = len(queries) < faiss.omp_get_max_threads() and _bytes_per_query(ivf) >= SHARE_MIN_BYTES
-            _share_lists_among_threads(ivf, share_lists)
-        return self.index.search(queries, k)
+        if ivf is None:
+            return self.index.search(queries, k)
+        ivf = faiss.downcast_index(ivf)
+        if share_lists is None:
+            share_lists = should_share_lists(ivf, len(queries), faiss.omp_get_max_threads())
+        with lists_shared(ivf, share_lists):
+            return self.index.search(queries, k)
 
     def _metadata(self, key: str, text: str) -> dict[str, Any]:
         try:
@@ -505,20 +508,38 @@ class RetrievalIndex:
         return self
 
 
-def _bytes_per_query(ivf: faiss.IndexIVF) -> float:
-    """The codes one query scans: ``nprobe`` lists of the mean length."""
-    return ivf.nprobe * ivf.ntotal / max(ivf.nlist, 1) * ivf.code_size
+def should_share_lists(ivf: faiss.IndexIVF, queries: int, threads: int) -> bool:
+    """Whether a search of ``queries`` should share each query's inverted lists among ``threads``: fewer
+    queries than threads, at least ``SHARE_MIN_BYTES`` of codes to scan per query (``nprobe`` lists of the
+    mean length), and an index whose shared search is the same search (``max_codes``, which caps the codes
+    scanned, is not checked when faiss shares the lists, so an index with it set is left alone)."""
+    if queries >= threads or ivf.max_codes:
+        return False
+    return ivf.nprobe * ivf.ntotal / max(ivf.nlist, 1) * ivf.code_size >= SHARE_MIN_BYTES
 
 
-def _share_lists_among_threads(ivf: faiss.IndexIVF, share: bool) -> None:
-    """Parallelise an IVF search over each query's inverted lists (``share``) or over the queries (faiss's
-    default). Fast-scan IVF does it with its search implementation 15 (multithreaded over queries x lists,
-    results in reservoirs; only for blocks of 32 codes), other IVF indexes with ``parallel_mode`` 1."""
-    if isinstance(ivf, faiss.IndexIVFFastScan):
-        if ivf.bbs == 32:
-            ivf.implem = 15 if share else 0
+@contextlib.contextmanager
+def lists_shared(ivf: faiss.IndexIVF, share: bool) -> Iterator[None]:
+    """Within the block, search ``ivf`` in parallel over each query's inverted lists if ``share`` (else as
+    it is set: by default faiss's split by query); afterwards the index is as it was (the setting would
+    be saved with it). Fast-scan PQ does it with faiss's search implementation 15 (multithreaded over
+    queries x lists, results in reservoirs; blocks of 32 codes only), other IVF indexes with
+    ``parallel_mode`` 1. Other fast-scan codes (additive, RaBitQ) were not measured, and are left alone."""
+    if isinstance(ivf, faiss.IndexIVFPQFastScan) and ivf.bbs == 32:
+        attribute, value = "implem", 15
+    elif isinstance(ivf, faiss.IndexIVFFastScan):
+        share = False
     else:
-        ivf.parallel_mode = 1 if share else 0
+        attribute, value = "parallel_mode", 1
+    if not share:
+        yield
+        return
+    previous = getattr(ivf, attribute)
+    setattr(ivf, attribute, value)
+    try:
+        yield
+    finally:
+        setattr(ivf, attribute, previous)
 
 
 def _sha256(data: bytes | np.ndarray) -> str:

@@ -112,31 +112,35 @@ def tune_search(
     queries, truth = exact_neighbours(vectors, own, k, index._prepare, index.metric)
     space = faiss.ParameterSpace()
     space.initialize(_inner(index.index))
-    measure(index, queries[:50], own[:50], truth[:50], k, timed=10, passes=1)  # warm-up: the first search pays page faults
-    points = faiss.OperatingPoints()
-    reached: list[int] = []
-    best: OperatingPoint | None = None
-    for combination in range(space.n_combinations()):
-        if any(space.combination_ge(combination, r) for r in reached):
-            continue  # more work than a combination that already reached the target
-        name = space.combination_name(combination)
+    original, chosen = dict(index.search_params), None
+    index.search_params = {}  # faiss_search sets none of its own: each combination is set on the faiss index below
+    try:
+        measure(index, queries[:50], own[:50], truth[:50], k, timed=10, passes=1)  # warm-up: the first search pays page faults
+        points = faiss.OperatingPoints()
+        reached: list[int] = []
+        best: OperatingPoint | None = None
+        for combination in range(space.n_combinations()):
+            if any(space.combination_ge(combination, r) for r in reached):
+                continue  # more work than a combination that already reached the target
+            space.set_index_parameters(index.index, combination)
+            recall, seconds = measure(index, queries, own, truth, k)
+            name = space.combination_name(combination)
+            points.add(recall, seconds, name)
+            log.info("  %-40s recall@%d %.3f  %.3f ms/query", name or "(no parameters)", k, recall, 1000 * seconds)
+            if recall >= target_recall:
+                reached.append(combination)
+                if best is None or seconds < best.ms_per_query / 1000:
+                    best = OperatingPoint(_parse(name), recall, 1000 * seconds, target_recall, k, len(own))
+        if best is None:
+            top = max(range(points.all_pts.size()), key=lambda i: points.all_pts.at(i).perf, default=None)
+            reachable = f"; the best it reached is {points.all_pts.at(top).perf:.3f}" if top is not None else ""
+            raise RetrievalError(f"no search setting of {index.factory!r} reaches recall@{k} {target_recall}{reachable}. "
+                                 "Use a less compressed index (more lists, Flat storage) or a lower target")  # fmt: skip
+        chosen = best
+    finally:  # the chosen setting, or (no setting reached the target, or an error) the parameters as they were
         index.search_params = {}
-        index.set_search_params(_parse(name))
-        recall, seconds = measure(index, queries, own, truth, k)
-        points.add(recall, seconds, name)
-        log.info("  %-40s recall@%d %.3f  %.3f ms/query", name or "(no parameters)", k, recall, 1000 * seconds)
-        if recall >= target_recall:
-            reached.append(combination)
-            if best is None or seconds < best.ms_per_query / 1000:
-                best = OperatingPoint(_parse(name), recall, 1000 * seconds, target_recall, k, len(own))
-    if best is None:
-        top = max(range(points.all_pts.size()), key=lambda i: points.all_pts.at(i).perf, default=None)
-        reachable = f"; the best it reached is {points.all_pts.at(top).perf:.3f}" if top is not None else ""
-        raise RetrievalError(f"no search setting of {index.factory!r} reaches recall@{k} {target_recall}{reachable}. "
-                             "Use a less compressed index (more lists, Flat storage) or a lower target")  # fmt: skip
-    index.search_params = {}
-    index.set_search_params(best.params)
-    index.operating_point = best.as_dict()
-    log.info("chose %s: recall@%d %.3f at %.3f ms/query (target %.2f)", best.params or "(defaults)", k, best.recall,
-             best.ms_per_query, target_recall)  # fmt: skip
-    return best
+        index.set_search_params(chosen.params if chosen is not None else original)
+    index.operating_point = chosen.as_dict()
+    log.info("chose %s: recall@%d %.3f at %.3f ms/query (target %.2f)", chosen.params or "(defaults)", k,
+             chosen.recall, chosen.ms_per_query, target_recall)  # fmt: skip
+    return chosen
