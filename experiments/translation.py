@@ -437,24 +437,26 @@ def references_by_digit(records: list[tuple[str, list[int]]]) -> dict[int, list[
 
 
 def score_decodings(spoken: dict[str, list[Spoken]], labels: list[int], references: dict[int, list[list[int]]],
-                    audio_judge: AVModel, matcher: AVModel, onset: int | None = None) -> dict[str, dict[str, float]]:  # fmt: skip
+                    audio_judge: AVModel, matcher: AVModel, onset: int | None = None,
+                    ) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:  # fmt: skip
     """Per decoding: the audio judge's accuracy against the pictured digit, the voice encoder's own reading
     and its agreement with the judge, empty sequences, unit edit distance to ``references`` of the digit,
-    units per utterance, and (``onset``) how often the sequence begins with that unit."""
+    units per utterance, and (``onset``) how often the sequence begins with that unit; and, per decoding,
+    the judge's verdict on each image ``(N,)`` 0/1, for a paired comparison of decodings."""
     y = torch.tensor(labels)
-    scores = {}
+    scores, correct = {}, {}
     for name, said in spoken.items():
         sequences, waveforms = [s.units for s in said], [s.waveform for s in said]
         judged, heard = judge_reading(audio_judge, waveforms), voice_encoder_reading(matcher, waveforms)
         scores[name] = {
             "judge_accuracy": float((judged == y).float().mean()), "empty": sum(not s for s in sequences),
-            "judge_correct": (judged == y).int().tolist(),  # per image: the paired comparison of decodings
             "voice_encoder_accuracy": float((heard == y).float().mean()),
             "agreement": float((heard == judged).float().mean()),
             "unit_distance": float(np.mean([mean_unit_distance(seq, references[d]) for seq, d in zip(sequences, labels, strict=True)])),
             "units": float(np.mean([len(s) for s in sequences])),
             **({"onset": float(np.mean([bool(s) and s[0] == onset for s in sequences]))} if onset is not None else {})}  # fmt: skip
-    return scores
+        correct[name] = (judged == y).int().numpy()
+    return scores, correct
 
 
 def whole_clip_ablation(runs: Runs, units_manifest: Path, lines: Manifest, audio_judge: AVModel, matcher: AVModel,
@@ -470,8 +472,7 @@ def whole_clip_ablation(runs: Runs, units_manifest: Path, lines: Manifest, audio
     return {"onset": onset, "onset_share": count / len(train),
             "units_per_clip": float(np.mean([len(s) for _, s in train])),
             "spoken_units_per_clip": float(np.mean([len(s) for _, s in spoken_train])),
-            "test": {name: {k: v for k, v in row.items() if k != "judge_correct"}
-                     for name, row in score_decodings(spoken, labels, references, audio_judge, matcher, onset).items()}}  # fmt: skip
+            "test": score_decodings(spoken, labels, references, audio_judge, matcher, onset)[0]}
 
 
 def choose_length_penalty(runs: Runs, units_manifest: Path, audio_judge: AVModel, seed: int) -> tuple[float, dict]:
@@ -508,15 +509,18 @@ def image_to_speech_report(runs: Runs, units_manifest: Path, units: SpeechUnits,
     matcher = load_model(runs.dirs["speech-to-image"])  # the voice encoder: it rescores the beams' hypotheses
     train = unit_records(lines_read, "train")
     per_seed: dict[str, list[dict[str, float]]] = {name: [] for name in DECODINGS}
+    verdicts: dict[str, list[np.ndarray]] = {name: [] for name in DECODINGS}
     examples: dict[int, tuple[torch.Tensor, Spoken]] = {}
     for run in caption_runs(runs):
         spoken, labels, run_examples = decode_split(load_model(runs.dirs[run]), units_manifest, "test", decodings,
                                                     matcher, seed, SHOWN)  # fmt: skip
         examples = examples or run_examples  # the attention pictures: the first seed's
-        for name, row in score_decodings(spoken, labels, references, audio_judge, matcher).items():
+        scores, correct = score_decodings(spoken, labels, references, audio_judge, matcher)
+        for name, row in scores.items():
             per_seed[name].append(row)
+            verdicts[name].append(correct[name])
     y = torch.tensor(labels)
-    correct = {name: np.array([r.pop("judge_correct") for r in rows]) for name, rows in per_seed.items()}  # (seeds, images)
+    correct = {name: np.stack(rows) for name, rows in verdicts.items()}  # (seeds, images)
     table: dict[str, dict[str, float]] = {}
     for name, rows in per_seed.items():
         accs = [r["judge_accuracy"] for r in rows]
