@@ -60,3 +60,25 @@ def test_flat_batch1_denominator_is_its_faster_thread_count() -> None:
     assert all(r["x1"] == pytest.approx(r["qps1"] / flat["qps1"]) for r in rows)
     assert all(r["qps1_by_threads"] == {} for r in rows if r["family"] != "Flat")
     assert faiss.omp_get_max_threads() == threads
+    # the paired measurement: each family's fastest points at recall >= 0.95 (at batch 1 and at batch 1000)
+    for family in {r["family"] for r in rows} - {"Flat"}:
+        reaching = [r for r in rows if r["family"] == family and r["recall"] >= 0.95]
+        fastest = {id(max(reaching, key=lambda r: r[k])) for k in ("qps1", "qps_batch")} if reaching else set()
+        assert {id(r) for r in rows if r["family"] == family and "px1" in r} == fastest
+    assert all(r["px1"] > 0 and r["pxb"] > 0 for r in rows if "px1" in r)
+
+
+def test_paired_ratios_put_the_index_over_flat() -> None:
+    """A cheap IVF search against Flat reads faster than Flat (ratios > 1), and the other way round slower."""
+    from avkit.retrieval import RetrievalIndex
+
+    x = bench.Setting(0.5).vectors(20_000, 32, clusters=100, seed=0)
+    keys = [str(i) for i in range(len(x))]
+    flat, ivf = RetrievalIndex(32, "Flat"), RetrievalIndex(32, "IVF128,Flat")
+    flat.add(keys, x)
+    ivf.add(keys, x)
+    ivf.set_search_params({"nprobe": 1})
+    q = x[:200]
+    faster = bench.paired_ratios(ivf, flat, 1, q, single=20, rounds=3)
+    slower = bench.paired_ratios(flat, ivf, 1, q, single=20, rounds=3)
+    assert min(faster) > 1 > max(slower), (faster, slower)
