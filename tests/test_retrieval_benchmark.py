@@ -60,12 +60,21 @@ def test_flat_batch1_denominator_is_its_faster_thread_count() -> None:
     assert all(r["x1"] == pytest.approx(r["qps1"] / flat["qps1"]) for r in rows)
     assert all(r["qps1_by_threads"] == {} for r in rows if r["family"] != "Flat")
     assert faiss.omp_get_max_threads() == threads
-    # the paired measurement: each family's fastest points at recall >= 0.95 (at batch 1 and at batch 1000)
+    # the paired measurement: each family's candidate points, and only those
     for family in {r["family"] for r in rows} - {"Flat"}:
-        reaching = [r for r in rows if r["family"] == family and r["recall"] >= 0.95]
-        fastest = {id(max(reaching, key=lambda r: r[k])) for k in ("qps1", "qps_batch")} if reaching else set()
-        assert {id(r) for r in rows if r["family"] == family and "px1" in r} == fastest
-    assert all(r["px1"] > 0 and r["pxb"] > 0 for r in rows if "px1" in r)
+        chosen = {id(r) for r in bench.paired_candidates([r for r in rows if r["family"] == family])}
+        assert {id(r) for r in rows if r["family"] == family and "px1" in r} == chosen
+    assert any("px1" in r for r in rows) and all(r["px1"] > 0 and r["pxb"] > 0 for r in rows if "px1" in r)
+
+
+def test_paired_candidates_include_a_point_fastest_at_neither_batch_size() -> None:
+    """A: 200x / 8x, B: 60x / 20x, C: 120x / 12x, D: 300x / 30x but recall 0.9. Only C meets both targets,
+    and it is the fastest at neither batch size: it must still be timed again; D never (recall)."""
+    a, b, c, d = ({"x1": x1, "xb": xb, "recall": rec} for x1, xb, rec in
+                  ((200, 8, 0.96), (60, 20, 0.97), (120, 12, 0.95), (300, 30, 0.9)))  # fmt: skip
+    picked = bench.paired_candidates([a, b, c, d])
+    assert sorted(map(id, picked)) == sorted(map(id, (a, b, c)))
+    assert bench.paired_candidates([d]) == []
 
 
 def test_paired_ratios_put_the_index_over_flat() -> None:
@@ -82,3 +91,21 @@ def test_paired_ratios_put_the_index_over_flat() -> None:
     faster = bench.paired_ratios(ivf, flat, 1, q, single=20, rounds=3)
     slower = bench.paired_ratios(flat, ivf, 1, q, single=20, rounds=3)
     assert min(faster) > 1 > max(slower), (faster, slower)
+
+
+def test_paired_points_are_timed_at_their_own_parameters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The paired timing searches each chosen point at that point's parameters (not the sweep's last ones),
+    and against Flat."""
+    import argparse
+
+    seen = []
+
+    def record(index, flat, flat_threads, q, single, rounds=bench.PAIRED_ROUNDS):
+        seen.append((index.factory, dict(index.search_params), flat.factory))
+        return 1.0, 1.0
+
+    monkeypatch.setattr(bench, "paired_ratios", record)
+    args = argparse.Namespace(n=3000, queries=40, single=4, dim=128, clusters=50, seed=0)
+    rows, _ = bench.run_setting("separated", bench.SETTINGS["separated"], args)
+    paired = [(r["family"], r["params"], "Flat") for r in rows if "px1" in r]
+    assert paired and sorted(map(repr, seen)) == sorted(map(repr, paired))
