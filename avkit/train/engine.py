@@ -6,7 +6,7 @@ Each step: a batch from the DataLoader -> the model's named loss terms -> their
 weighted sum (``loss_weights``) -> backward -> AdamW. A run directory holds
 everything about a run:
 
-    config.json          the resolved run config, model inlined   environment.json  seed, git commit, versions
+    config.json          the resolved run config, model inlined   environment.json  seed, commit, versions, CPU kernels
     metrics.jsonl        one row per log ("kind": "train") and per evaluation ("kind": "eval", with its split)
     checkpoints/         last.* and best.* (safetensors + JSON; best chosen on the validation split)
     plots/curves.png     loss and validation curves          summary.json      the final numbers, skipped items
