@@ -88,7 +88,10 @@ CONFIGS = Path(__file__).parent / "configs"
 TARGETS = {"judge": 0.97, "speech_to_image": 0.90, "image_to_speech": 0.80, "training_minutes": 30}
 #: diffusion sampling settings tried on validation: classifier-free guidance scale x DDIM eta (0: deterministic)
 SAMPLING = [{"guidance": g, "eta": eta} for eta in (0.0, 1.0) for g in (1.0, 1.5, 2.0, 3.0)]
-UNITS_K = 50
+#: the units' k. At 50, the vocoder spoke some digits' commonest unit sequences so that the audio judge heard
+#: another digit (in one chain 3 and 7 as 6), and image -> speech fell with them; at 100 it reads more of its
+#: validation speech, in every chain tried (docs/translation.md, "How many units")
+UNITS_K = 100
 PHASE_DRAW_STRIDE = 1_000_000_007  # the control's extra phase draws: seeds apart from every image's own
 VOCODER_FRAMES = ("linear", "mel")
 BEAMS = (3, 5)
@@ -100,7 +103,10 @@ CONTROL = "greedy, best of 5 phase draws"  # rescoring without a beam: a row bes
 WHOLE_CLIP = "caption-whole-clip"  # the ablation: a decoder trained on the whole clip's units, silences kept
 SHOWN = "beam 5, rescored"  # the decoding whose attention maps the report draws
 CAPTION_SEEDS = 3  # image -> units decoders trained, seeds 0, 1, 2
-LENGTH_PENALTIES = (0.0, 0.5, 1.0)  # the beams', tried on validation
+#: the beams', tried on validation. Up to 1, validation read the beams better at every step up (k = 100 units,
+#: both chains in docs/translation.md), so the grid goes on past it; at 3 the longest finished hypothesis of the
+#: beam nearly always wins
+LENGTH_PENALTIES = (0.0, 0.5, 1.0, 2.0, 3.0)
 
 
 def pipeline_seconds(seconds: dict[str, float]) -> float:
@@ -705,8 +711,12 @@ def main(argv: list[str] | None = None) -> int:
             units_file, units_manifest = args.out / "units.safetensors", args.out / "units.jsonl"
             units_timing = args.out / "units.timing.json"
             timing = json.loads(units_timing.read_text()) if units_timing.is_file() else {}
-            try:  # units fitted on this very voice encoder are reused
+            try:  # units fitted on this very voice encoder, with this k and seed, are reused
                 units = SpeechUnits.load(units_file, model=voice) if units_file.is_file() and "fit" in timing else None
+                if units is not None and (units.k, units.fitted_on.get("seed")) != (UNITS_K, args.seed):
+                    log.info("%s: k = %d and seed %s, not k = %d and seed %d", units_file, units.k,
+                             units.fitted_on.get("seed"), UNITS_K, args.seed)  # fmt: skip
+                    units = None
             except ArtifactError as exc:
                 log.info("%s", exc)
                 units = None
@@ -727,10 +737,12 @@ def main(argv: list[str] | None = None) -> int:
             atomic_write_json(units_timing, timing)
             runs.seconds["units (fit + encode)"] = timing["fit"] + timing["encode"]
             logmel_file = args.out / "units-logmel.safetensors"
-            if not logmel_file.is_file():
-                fit_units(manifest, UNITS_K, seed=args.seed, show_progress=True).save(logmel_file)
+            logmel = SpeechUnits.load(logmel_file) if logmel_file.is_file() else None
+            if logmel is None or (logmel.k, logmel.fitted_on.get("seed")) != (UNITS_K, args.seed):
+                logmel = fit_units(manifest, UNITS_K, seed=args.seed, show_progress=True)
+                logmel.save(logmel_file)
             separation = {"voice encoder's map (used)": unit_separation(units, manifest),
-                          "log-mel frames": unit_separation(SpeechUnits.load(logmel_file), manifest)}  # fmt: skip
+                          "log-mel frames": unit_separation(logmel, manifest)}  # fmt: skip
             audio_judge = load_model(runs.dirs["audio-judge"])
             vocoder_val = {}
             for frames in VOCODER_FRAMES:
