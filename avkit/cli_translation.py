@@ -15,7 +15,7 @@ examples:
   avkit translate ... --decoder diffusion --steps 50 --guidance 3 --seed 1
   avkit translate ... --samples 8 --out threes.png      # 8 draws side by side (diffusion)
   avkit translate --checkpoint runs/image-to-speech --image data/digits/images/3-en-m1-t0.png \
-                  --out three.wav --beam 5 --attention attention.png
+                  --out three.wav --beam 5 --length-penalty 3 --attention attention.png
   avkit translate ... --image ... --out three.wav --beam 5 --rescore-with runs/speech-to-image
 
 speech -> image: the voice encoder predicts the frozen image tower's embedding of the
@@ -76,7 +76,7 @@ def _image_to_speech(args: argparse.Namespace) -> int:
     refuse_overwriting(args.out, [args.image, args.checkpoint])
     model = load_model(args.checkpoint)
     matcher = load_model(args.rescore_with) if args.rescore_with is not None else None
-    decoding = {"beam": args.beam} if args.beam is not None else {}
+    decoding = {k: v for k, v in (("beam", args.beam), ("length_penalty", args.length_penalty)) if v is not None}
     spoken = image_to_speech_files(model, [args.image], matcher, **decoding)[0]
     if not spoken.units:
         print(f"translate: the decoder emitted no units for {args.image} (the end token ranked first), so there is "
@@ -108,6 +108,17 @@ unit_vocoder head trains on, and "spoken_units", the units between the clip's le
 trailing silence (frames more than --trim-db below the loudest), which a caption head decodes
 from a picture: the silence's units say what the background noise was, not what was said.
 """
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse type: a number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"a number >= 0, got {text!r}")
+    return value
 
 
 def positive_float(text: str) -> float:
@@ -170,6 +181,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed of the diffusion sampler (default 0)")
     p.add_argument("--zoom", type=positive_int, default=4, help="enlarge the picture this many times, nearest pixel (default 4)")
     p.add_argument("--beam", type=positive_int, help="image -> speech: beam width (1: greedy; default: the caption head's)")
+    p.add_argument("--length-penalty", type=non_negative_float, metavar="A",
+                   help="image -> speech: rank the beam's hypotheses by log p / length^A; larger A favours longer "
+                   "ones (default: the caption head's, 1; experiments/translation.py chooses it on validation)")  # fmt: skip
     p.add_argument("--attention", type=Path, help="image -> speech: also draw the attention over the image for each unit")
     p.add_argument("--rescore-with", type=Path, metavar="RUN",
                    help="image -> speech: speak every hypothesis of the beam and keep the one this matching run "

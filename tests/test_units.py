@@ -336,6 +336,30 @@ def test_translate_an_image_into_speech_writes_the_sound_and_the_attention(image
     assert "speech -> image needs one regress_embedding head" in capsys.readouterr().err
 
 
+def test_translate_passes_the_beam_and_its_length_penalty_to_the_decoder(image_to_speech_run, small_digits, tmp_path,
+                                                                         capsys, monkeypatch):  # fmt: skip
+    import avkit.translation
+
+    seen = []
+    real = avkit.translation.image_to_speech_files
+
+    def recording(model, images, matcher=None, **decoding):
+        seen.append(decoding)
+        return real(model, images, matcher, **decoding)
+
+    monkeypatch.setattr(avkit.translation, "image_to_speech_files", recording)
+    image = sorted((small_digits / "images").glob("*.png"))[0]
+    args = ["translate", "--checkpoint", str(image_to_speech_run), "--image", str(image), "--out", str(tmp_path / "s.wav")]
+    assert cli([*args, "--beam", "3", "--length-penalty", "2.5"]) == 0
+    assert cli([*args, "--beam", "3", "--length-penalty", "0"]) == 0
+    assert cli(args) == 0
+    assert seen == [{"beam": 3, "length_penalty": 2.5}, {"beam": 3, "length_penalty": 0.0}, {}]  # none: the head's own
+    capsys.readouterr()
+    with pytest.raises(SystemExit):  # argparse refuses it and says why
+        cli([*args, "--length-penalty", "-1"])
+    assert "a number >= 0, got '-1'" in capsys.readouterr().err
+
+
 def test_an_empty_unit_sequence_is_reported_and_no_sound_is_written(image_to_speech_run, small_digits, tmp_path, capsys, monkeypatch):
     from avkit.models.heads.caption import CaptionHead
     from avkit.models.sequence_decoder import Decoded
