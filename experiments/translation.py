@@ -303,6 +303,22 @@ def speech_accuracy(judge: AVModel, waveforms: list[torch.Tensor], labels: torch
     return float((judge_reading(judge, waveforms) == labels).float().mean()), sum(not len(w) for w in waveforms)
 
 
+def reusable_units(path: Path, seed: int, model: AVModel | None = None) -> SpeechUnits | None:
+    """The units at ``path`` if they can be reused: fitted with ``UNITS_K`` units and ``seed`` (on ``model``'s
+    tower, for a tower's units); None, with the reason logged, if they are missing, damaged or fitted otherwise."""
+    if not path.is_file():
+        return None
+    try:
+        units = SpeechUnits.load(path, model=model)
+    except ArtifactError as exc:
+        log.info("%s", exc)
+        return None
+    if (units.k, units.fitted_on.get("seed")) != (UNITS_K, seed):
+        log.info("%s: k = %d and seed %s, not k = %d and seed %d", path, units.k, units.fitted_on.get("seed"), UNITS_K, seed)
+        return None
+    return units
+
+
 def unit_separation(units: SpeechUnits, manifest: Path, split: str = "val", limit: int = 200) -> dict[str, float]:
     """How alike two utterances of one digit are in units, against two of different digits: the mean
     edit distance over the longer length, over pairs of a split's first ``limit`` clips; units per clip."""
@@ -711,15 +727,8 @@ def main(argv: list[str] | None = None) -> int:
             units_file, units_manifest = args.out / "units.safetensors", args.out / "units.jsonl"
             units_timing = args.out / "units.timing.json"
             timing = json.loads(units_timing.read_text()) if units_timing.is_file() else {}
-            try:  # units fitted on this very voice encoder, with this k and seed, are reused
-                units = SpeechUnits.load(units_file, model=voice) if units_file.is_file() and "fit" in timing else None
-                if units is not None and (units.k, units.fitted_on.get("seed")) != (UNITS_K, args.seed):
-                    log.info("%s: k = %d and seed %s, not k = %d and seed %d", units_file, units.k,
-                             units.fitted_on.get("seed"), UNITS_K, args.seed)  # fmt: skip
-                    units = None
-            except ArtifactError as exc:
-                log.info("%s", exc)
-                units = None
+            # units fitted on this very voice encoder, with this k and seed, are reused
+            units = reusable_units(units_file, args.seed, voice) if "fit" in timing else None
             if units is None:
                 stale = [d for d in args.out.glob("*") if d.name.startswith(("vocoder-", "image-to-speech", WHOLE_CLIP))]
                 log.info("fitting speech units; runs trained on earlier units are removed: %s", [d.name for d in stale])
@@ -739,12 +748,8 @@ def main(argv: list[str] | None = None) -> int:
             atomic_write_json(units_timing, timing)
             runs.seconds["units (fit + encode)"] = timing["fit"] + timing["encode"]
             logmel_file = args.out / "units-logmel.safetensors"
-            try:
-                logmel = SpeechUnits.load(logmel_file) if logmel_file.is_file() else None
-            except ArtifactError as exc:
-                log.info("%s", exc)
-                logmel = None
-            if logmel is None or (logmel.k, logmel.fitted_on.get("seed")) != (UNITS_K, args.seed):
+            logmel = reusable_units(logmel_file, args.seed)
+            if logmel is None:
                 logmel = fit_units(manifest, UNITS_K, seed=args.seed, show_progress=True)
                 logmel.save(logmel_file)
             separation = {"voice encoder's map (used)": unit_separation(units, manifest),
