@@ -49,11 +49,11 @@ from avkit.retrieval import build_index, embed_manifest, open_index, search_file
 from avkit.retrieval.gallery import plot_gallery  # noqa: E402
 from avkit.train import RunResult, load_run_config, train_or_reuse  # noqa: E402
 from avkit.translation import (  # noqa: E402
-    SpeechUnits,
     encode_manifest,
     fit_units,
     has_spoken_units,
     image_to_speech_files,
+    reusable_units,
     save_speech,
     speech_to_image_files,
 )
@@ -279,18 +279,15 @@ def translation_section(cfg: TranslationDemoConfig, seed: int, manifest: Path, o
     t = time.perf_counter()
     voice_model = load_model(voice)
     units_file, units_manifest = root / "units.safetensors", root / "units.jsonl"
-    try:  # units fitted on this very voice encoder, with this k, are reused
-        units = SpeechUnits.load(units_file, model=voice_model)
-        if units.k != cfg.units:
-            raise AvkitError(f"{units_file} has {units.k} units, not {cfg.units}")
-    except AvkitError as exc:
-        log.info("fitting speech units (%s)", exc if units_file.exists() else "none yet")
+    units = reusable_units(units_file, cfg.units, seed, voice_model)  # fitted on this very voice encoder, this k and seed
+    if units is None:
+        log.info("fitting speech units")
+        units_manifest.unlink(missing_ok=True)  # first: a refit stopped midway must not leave them to the new units
+        for stale in ("vocoder", "image-to-speech"):  # trained on the old units: train them again
+            shutil.rmtree(root / stale, ignore_errors=True)
         units = fit_units(manifest, cfg.units, model=voice_model, tower="audio", checkpoint=str(voice), seed=seed,
                           show_progress=True)  # fmt: skip
         units.save(units_file)
-        units_manifest.unlink(missing_ok=True)
-        for stale in ("vocoder", "image-to-speech"):  # trained on the old units: train them again
-            shutil.rmtree(root / stale, ignore_errors=True)
     if not has_spoken_units(units_manifest):  # also one encoded before spoken units existed
         encode_manifest(units, manifest, units_manifest, show_progress=True)
         shutil.rmtree(root / "image-to-speech", ignore_errors=True)  # its targets may have been the whole clips' units

@@ -58,7 +58,7 @@ from avkit.data.batch import Batch
 from avkit.data.dataset import ManifestDataset, map_batches, ordered_loader
 from avkit.data.digits import DigitsConfig, build_digits
 from avkit.data.manifest import Manifest, read_manifest
-from avkit.errors import ArtifactError, AvkitError
+from avkit.errors import AvkitError
 from avkit.evaluation.generation import accuracy, frechet_distance
 from avkit.evaluation.paired import paired_difference
 from avkit.evaluation.sequences import edit_distance
@@ -79,7 +79,7 @@ from avkit.translation import (
 )
 from avkit.translation.image_to_speech import nearest_hypotheses, speak_hypotheses
 from avkit.translation.plots import save_attention
-from avkit.translation.units import SPOKEN, collapse, has_spoken_units
+from avkit.translation.units import SPOKEN, collapse, has_spoken_units, reusable_units
 from avkit.vision.transforms import denormalize, normalize
 
 log = logging.getLogger("translation")
@@ -301,22 +301,6 @@ def judge_reading(judge: AVModel, waveforms: list[torch.Tensor]) -> torch.Tensor
 def speech_accuracy(judge: AVModel, waveforms: list[torch.Tensor], labels: torch.Tensor) -> tuple[float, int]:
     """``(accuracy, empty)``: the audio judge's accuracy; an empty waveform (no units decoded) counts as a miss."""
     return float((judge_reading(judge, waveforms) == labels).float().mean()), sum(not len(w) for w in waveforms)
-
-
-def reusable_units(path: Path, seed: int, model: AVModel | None = None) -> SpeechUnits | None:
-    """The units at ``path`` if they can be reused: fitted with ``UNITS_K`` units and ``seed`` (on ``model``'s
-    tower, for a tower's units); None, with the reason logged, if they are missing, damaged or fitted otherwise."""
-    if not path.is_file():
-        return None
-    try:
-        units = SpeechUnits.load(path, model=model)
-    except ArtifactError as exc:
-        log.info("%s", exc)
-        return None
-    if (units.k, units.fitted_on.get("seed")) != (UNITS_K, seed):
-        log.info("%s: k = %d and seed %s, not k = %d and seed %d", path, units.k, units.fitted_on.get("seed"), UNITS_K, seed)
-        return None
-    return units
 
 
 def unit_separation(units: SpeechUnits, manifest: Path, split: str = "val", limit: int = 200) -> dict[str, float]:
@@ -728,7 +712,7 @@ def main(argv: list[str] | None = None) -> int:
             units_timing = args.out / "units.timing.json"
             timing = json.loads(units_timing.read_text()) if units_timing.is_file() else {}
             # units fitted on this very voice encoder, with this k and seed, are reused
-            units = reusable_units(units_file, args.seed, voice) if "fit" in timing else None
+            units = reusable_units(units_file, UNITS_K, args.seed, voice) if "fit" in timing else None
             if units is None:
                 stale = [d for d in args.out.glob("*") if d.name.startswith(("vocoder-", "image-to-speech", WHOLE_CLIP))]
                 log.info("fitting speech units; runs trained on earlier units are removed: %s", [d.name for d in stale])
@@ -748,7 +732,7 @@ def main(argv: list[str] | None = None) -> int:
             atomic_write_json(units_timing, timing)
             runs.seconds["units (fit + encode)"] = timing["fit"] + timing["encode"]
             logmel_file = args.out / "units-logmel.safetensors"
-            logmel = reusable_units(logmel_file, args.seed)
+            logmel = reusable_units(logmel_file, UNITS_K, args.seed)
             if logmel is None:
                 logmel = fit_units(manifest, UNITS_K, seed=args.seed, show_progress=True)
                 logmel.save(logmel_file)

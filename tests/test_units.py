@@ -24,6 +24,7 @@ from avkit.translation.units import (
     collapse,
     front_end_durations,
     has_spoken_units,
+    reusable_units,
     speech_span,
     spoken_part,
 )
@@ -46,6 +47,19 @@ def test_edit_distance_and_collapse_on_hand_made_sequences():
     units.frames = lambda wav: torch.zeros(6, 2)  # six map cells ...
     units.assign = lambda frames: torch.tensor([1, 1, 1, 2, 0, 0])
     assert units.encode(torch.zeros(4000)) == ([1], [26])  # ... of which a quarter-second clip fills under two
+
+
+def test_units_are_reused_only_if_fitted_with_the_same_k_and_seed_and_whole(tmp_path):
+    features = {"kind": "logmel", "settings": {"sample_rate": 16000, "hop_length": 160}, "frames_per_second": 100.0}
+    path = tmp_path / "units.safetensors"
+    assert reusable_units(path, 3, seed=0) is None  # none yet
+    SpeechUnits(torch.randn(3, 2), torch.zeros(2), torch.ones(2), features, {"seed": 0}).save(path)
+    assert reusable_units(path, 3, seed=0).k == 3
+    assert reusable_units(path, 4, seed=0) is None and reusable_units(path, 3, seed=1) is None
+    SpeechUnits(torch.randn(3, 2), torch.zeros(2), torch.ones(2), features).save(path)  # from before seeds were recorded
+    assert reusable_units(path, 3, seed=0) is None
+    path.write_bytes(path.read_bytes()[:-8])  # damaged
+    assert reusable_units(path, 3, seed=0) is None
 
 
 def _markov(decoder: ShowAttendTell, table: dict[int, dict[int, float]]):

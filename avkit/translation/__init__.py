@@ -26,8 +26,14 @@ from avkit.translation.speech_to_image import (
     speech_to_image_files,
     speech_to_image_heads,
 )
-from avkit.translation.units import SpeechUnits, encode_manifest, fit_units, has_spoken_units
+from avkit.translation.units import (
+    SpeechUnits,
+    encode_manifest,
+    fit_units,
+    has_spoken_units,
+    reusable_units,
+)
 
 __all__ = ["SpeechToImageHeads", "SpeechUnits", "Spoken", "encode_manifest", "fit_units", "has_spoken_units", "image_to_speech",
-           "image_to_speech_files", "image_to_speech_heads", "matcher_towers", "save_speech", "speech_to_image", "speech_to_image_files",
-           "speech_to_image_heads"]
+           "image_to_speech_files", "image_to_speech_heads", "matcher_towers", "reusable_units", "save_speech", "speech_to_image",
+           "speech_to_image_files", "speech_to_image_heads"]

@@ -281,6 +281,24 @@ def fit_units(manifest: Manifest | str | Path, k: int = 50, split: str | None = 
     return SpeechUnits(torch.from_numpy(kmeans.centroids.copy()), mean, std, config, fitted_on, model)
 
 
+def reusable_units(path: str | Path, k: int, seed: int, model: AVModel | None = None) -> SpeechUnits | None:
+    """The units at ``path`` if a run may reuse them instead of fitting its own: ``k`` units fitted with
+    ``seed`` (on ``model``'s tower, for a tower's units); None, with the reason logged, if the file is
+    missing, damaged, or fitted otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        units = SpeechUnits.load(path, model=model)
+    except ArtifactError as exc:
+        log.info("%s", exc)
+        return None
+    if (units.k, units.fitted_on.get("seed")) != (k, seed):
+        log.info("%s: k = %d and seed %s, not k = %d and seed %d", path, units.k, units.fitted_on.get("seed"), k, seed)
+        return None
+    return units
+
+
 def _default_settings() -> dict[str, Any]:
     from dataclasses import asdict
 
