@@ -196,8 +196,7 @@ def run_setting(name: str, setting: Setting, args: argparse.Namespace) -> tuple[
         size = faiss.serialize_index(index.index).nbytes
         print(f"  {name}: built {factory} in {build:.1f} s", file=sys.stderr, flush=True)
         for params in param_sets:
-            index.search_params = {}
-            index.set_search_params(params)
+            index.replace_search_params(params)
             search_ids(index, xq[:10], 10)  # warm-up
             by_threads = {n: single_qps(index, xq, min(args.single, 50), n) for n in sorted({1, faiss.omp_get_max_threads()})
                           } if factory == "Flat" else {}  # fmt: skip
@@ -217,8 +216,7 @@ def run_setting(name: str, setting: Setting, args: argparse.Namespace) -> tuple[
                          "qps1": qps1, "x1": qps1 / flat_qps[0], "qps_batch": qps_batch, "xb": qps_batch / flat_qps[1],
                          "recall": recall, "qps1_by_threads": by_threads, "x1_unshared": unshared / flat_qps[0]})  # fmt: skip
         for r in paired_candidates([r for r in rows if r["family"] == factory != "Flat"]):
-            index.search_params = {}
-            index.set_search_params(r["params"])
+            index.replace_search_params(r["params"])
             r["px1"], r["pxb"] = paired_ratios(index, flat, flat_threads, xq, args.single)
         if index is not flat:
             del index

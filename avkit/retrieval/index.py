@@ -176,6 +176,12 @@ class RetrievalIndex:
                                      "(nprobe is for IVF indexes, efSearch for HNSW)") from None  # fmt: skip
         self.search_params.update(params)
 
+    def replace_search_params(self, params: dict[str, int]) -> None:
+        """Record ``params`` in place of the search parameters recorded so far (``set_search_params`` adds to
+        them), setting each on the faiss index; those left out keep their current value there."""
+        self.search_params = {}
+        self.set_search_params(params)
+
     # -- contents ----------------------------------------------------------
     def __len__(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM items WHERE removed = 0").fetchone()[0]
@@ -500,9 +506,8 @@ class RetrievalIndex:
         if self.index.d != self.dim or self.index.ntotal != rows:
             raise ArtifactError(path, f"faiss file ({self.index.ntotal} vectors of dim {self.index.d}) and "
                                 f"metadata ({rows} rows, dim {self.dim}) disagree; the index is damaged")  # fmt: skip
-        self.search_params = {}
         try:
-            self.set_search_params(info.get("search_params") or {})
+            self.replace_search_params(info.get("search_params") or {})
         except RetrievalError as exc:
             raise ArtifactError(path / "info.json", str(exc)) from None
         return self

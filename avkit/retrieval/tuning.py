@@ -138,8 +138,7 @@ def tune_search(
                                  "Use a less compressed index (more lists, Flat storage) or a lower target")  # fmt: skip
         chosen = best
     finally:  # the chosen setting, or (no setting reached the target, or an error) the parameters as they were
-        index.search_params = {}
-        index.set_search_params(chosen.params if chosen is not None else original)
+        index.replace_search_params(chosen.params if chosen is not None else original)
     index.operating_point = chosen.as_dict()
     log.info("chose %s: recall@%d %.3f at %.3f ms/query (target %.2f)", chosen.params or "(defaults)", k,
              chosen.recall, chosen.ms_per_query, target_recall)  # fmt: skip
