@@ -264,17 +264,18 @@ def _embedding_files(tmp_path, parts: int = 3, n: int = 1500) -> tuple[list, np.
     return files, x
 
 
-def test_an_on_disk_index_answers_as_the_in_memory_one_and_is_read_only(tmp_path):
+@pytest.mark.parametrize("factory", ["IVF32,Flat", "IVF32,PQ8"])
+def test_an_on_disk_index_answers_as_the_in_memory_one_and_is_read_only(tmp_path, factory):
     from avkit.retrieval import build_index, load_embeddings
     from avkit.retrieval.ondisk import build_ondisk_index
 
     files, x = _embedding_files(tmp_path)
-    disk = build_ondisk_index(files, tmp_path / "disk", "IVF32,Flat", train_size=4500, search_params={"nprobe": 4})
+    disk = build_ondisk_index(files, tmp_path / "disk", factory, train_size=4500, search_params={"nprobe": 4})
     disk.save(tmp_path / "disk")
     assert sorted(p.name for p in (tmp_path / "disk").iterdir()) == ["index-0.faiss", "info.json", "ivfdata-0.ivfdata",
                                                                       "meta-0.sqlite"]  # fmt: skip
     loaded = RetrievalIndex.load(tmp_path / "disk", expect_fingerprint="fp")
-    memory = build_index([load_embeddings(f) for f in files], "IVF32,Flat", {"nprobe": 4})  # trained on the same 4500
+    memory = build_index([load_embeddings(f) for f in files], factory, {"nprobe": 4})  # trained on the same 4500
     assert len(loaded) == 4500 and loaded.info()["on_disk"] and not memory.info()["on_disk"]
     got, want = loaded.search(x[::97], k=5), memory.search(x[::97], k=5)
     assert [[h.key for h in q] for q in got] == [[h.key for h in q] for q in want]
@@ -292,6 +293,8 @@ def test_on_disk_refusals_and_damage_are_named(tmp_path):
     files, _ = _embedding_files(tmp_path, parts=2, n=20_000)  # 2.9 MB of lists: more than the two MiB a load hashes
     with pytest.raises(RetrievalError, match="on-disk lists need an IVF index with native ids"):
         build_ondisk_index(files, tmp_path / "hnsw", "HNSW32")
+    with pytest.raises(RetrievalError, match="fast-scan codes are stored in packed blocks"):
+        build_ondisk_index(files, tmp_path / "fastscan", "IVF8,PQ8x4fs", train_size=1000)
     with pytest.raises(ArtifactError, match="is also in an earlier file"):
         build_ondisk_index([files[0], files[0]], tmp_path / "twice", "IVF8,Flat")
     index = build_ondisk_index(files, tmp_path / "idx", "IVF8,Flat", train_size=1000)

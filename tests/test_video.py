@@ -111,6 +111,43 @@ def test_audio_around_t_has_the_clip_length_and_the_tone(clip):
     assert read_audio_at(clip, 1.0, 3.0, SR).shape == (3 * SR,)  # longer than the file: padded with silence
 
 
+class _CountingContainer:
+    """A PyAV container that counts the frames its ``decode`` yields."""
+
+    def __init__(self, container):
+        self._container, self.decoded = container, 0
+
+    def __getattr__(self, name):
+        return getattr(self._container, name)
+
+    def __enter__(self):
+        self._container.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._container.__exit__(*exc)
+
+    def decode(self, *args, **kwargs):
+        for frame in self._container.decode(*args, **kwargs):
+            self.decoded += 1
+            yield frame
+
+
+def test_readers_seek_near_t_instead_of_decoding_from_the_start(tmp_path, monkeypatch):
+    import avkit.video.io as video_io
+
+    path = tmp_path / "long.mp4"
+    save_video(path, frames(600), 10, tone(60.0), SR)  # 60 s: 600 pictures, about 940 AAC frames
+    opened = []
+    real_open = video_io._open
+    monkeypatch.setattr(video_io, "_open", lambda p: opened.append(_CountingContainer(real_open(p))) or opened[-1])
+    assert level(read_frame(path, 55.0)) == pytest.approx(550 % 12, abs=0.1)  # frame 550: grey 20*550 % 240
+    assert opened[-1].decoded < 100  # from the start it would decode 551
+    clip = read_audio_at(path, 55.0, 1.0, SR)
+    assert clip.shape == (SR,) and float(clip.abs().max()) > 0.3
+    assert opened[-1].decoded < 60  # from the start: about 875
+
+
 def test_bad_videos_get_errors_naming_the_file(clip, tmp_path):
     silent = tmp_path / "silent.mp4"
     save_video(silent, frames(4), 5)

@@ -75,6 +75,9 @@ def build_ondisk_index(
             or isinstance(ivf, faiss.IndexIVFPQR):  # fmt: skip
         raise RetrievalError(f"factory {factory!r}: on-disk lists need an IVF index with native ids, such as "
                              "IVF4096,Flat or IVF4096,PQ32 (no refinement, no id map)")  # fmt: skip
+    if isinstance(faiss.downcast_index(ivf), faiss.IndexIVFFastScan):  # faiss merges plain lists only
+        raise RetrievalError(f"factory {factory!r}: fast-scan codes are stored in packed blocks, which faiss's "
+                             "on-disk lists cannot hold; use IVF4096,PQ32 (8-bit PQ) or IVF4096,Flat")  # fmt: skip
     index.train(_training_sample(files, train_size, seed))
     trained = faiss.serialize_index(index.index)  # the empty trained index every block starts from
     blocks = out / f".blocks-{os.getpid()}"
