@@ -279,7 +279,9 @@ def test_an_on_disk_index_answers_as_the_in_memory_one_and_is_read_only(tmp_path
     assert len(loaded) == 4500 and loaded.info()["on_disk"] and not memory.info()["on_disk"]
     got, want = loaded.search(x[::97], k=5), memory.search(x[::97], k=5)
     assert [[h.key for h in q] for q in got] == [[h.key for h in q] for q in want]
-    assert got[3][0].metadata == want[3][0].metadata and got[3][0].key == "k291"
+    assert got[3][0].metadata == want[3][0].metadata
+    if factory.endswith("Flat"):  # exact codes: a vector finds itself first (PQ codes need not)
+        assert got[3][0].key == "k291"
     loaded.verify_data()
     with pytest.raises(RetrievalError, match="cannot add to an on-disk index"):
         loaded.add(["new"], x[:1])
@@ -295,6 +297,7 @@ def test_on_disk_refusals_and_damage_are_named(tmp_path):
         build_ondisk_index(files, tmp_path / "hnsw", "HNSW32")
     with pytest.raises(RetrievalError, match="fast-scan codes are stored in packed blocks"):
         build_ondisk_index(files, tmp_path / "fastscan", "IVF8,PQ8x4fs", train_size=1000)
+    assert not (tmp_path / "hnsw").exists() and not (tmp_path / "fastscan").exists()  # refused before any file
     with pytest.raises(ArtifactError, match="is also in an earlier file"):
         build_ondisk_index([files[0], files[0]], tmp_path / "twice", "IVF8,Flat")
     index = build_ondisk_index(files, tmp_path / "idx", "IVF8,Flat", train_size=1000)

@@ -56,9 +56,9 @@ def test_units_are_reused_only_if_fitted_with_the_same_k_and_seed_and_whole(tmp_
     SpeechUnits(torch.randn(3, 2), torch.zeros(2), torch.ones(2), features, {"seed": 0}).save(path)
     assert reusable_units(path, 3, seed=0).k == 3
     assert reusable_units(path, 4, seed=0) is None and reusable_units(path, 3, seed=1) is None
-    SpeechUnits(torch.randn(3, 2), torch.zeros(2), torch.ones(2), features).save(path)  # from before seeds were recorded
-    assert reusable_units(path, 3, seed=0) is None
     path.write_bytes(path.read_bytes()[:-8])  # damaged
+    assert reusable_units(path, 3, seed=0) is None
+    SpeechUnits(torch.randn(3, 2), torch.zeros(2), torch.ones(2), features).save(path)  # from before seeds were recorded
     assert reusable_units(path, 3, seed=0) is None
 
 

@@ -58,26 +58,28 @@ def build_ondisk_index(
     The caller saves it into ``out`` (and holds ``out``'s folder lock throughout).
 
     Raises:
-        RetrievalError: a factory without IVF lists, or too few vectors to train.
+        RetrievalError: a factory without IVF lists of its own (none, refined, behind an id map, or
+            fast-scan codes), or too few vectors to train.
         ArtifactError: files from different models or modalities, or a repeated id.
     """
     if not files:
         raise RetrievalError("an on-disk index needs at least one embeddings file")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(".building-*.ivfdata"):  # a killed build's; the caller holds the folder lock
-        stale.unlink(missing_ok=True)
     first = load_embeddings(files[0])
     index = RetrievalIndex(first.dim, factory, fingerprint=first.fingerprint, modality=first.modality,
                            search_params=search_params)  # fmt: skip
     ivf = faiss.try_extract_index_ivf(index.index)
+    ivf = faiss.downcast_index(ivf) if ivf is not None else None  # the IVF's own class, for the checks below
     if ivf is None or isinstance(faiss.downcast_index(index.index), (faiss.IndexIDMap, faiss.IndexIDMap2)) \
             or isinstance(ivf, faiss.IndexIVFPQR):  # fmt: skip
         raise RetrievalError(f"factory {factory!r}: on-disk lists need an IVF index with native ids, such as "
                              "IVF4096,Flat or IVF4096,PQ32 (no refinement, no id map)")  # fmt: skip
-    if isinstance(faiss.downcast_index(ivf), faiss.IndexIVFFastScan):  # faiss merges plain lists only
+    if isinstance(ivf, faiss.IndexIVFFastScan):  # faiss merges plain lists only
         raise RetrievalError(f"factory {factory!r}: fast-scan codes are stored in packed blocks, which faiss's "
                              "on-disk lists cannot hold; use IVF4096,PQ32 (8-bit PQ) or IVF4096,Flat")  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".building-*.ivfdata"):  # a killed build's; the caller holds the folder lock
+        stale.unlink(missing_ok=True)
     index.train(_training_sample(files, train_size, seed))
     trained = faiss.serialize_index(index.index)  # the empty trained index every block starts from
     blocks = out / f".blocks-{os.getpid()}"
