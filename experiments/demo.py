@@ -282,7 +282,7 @@ def translation_section(cfg: TranslationDemoConfig, seed: int, manifest: Path, o
     units = reusable_units(units_file, cfg.units, seed, voice_model)  # fitted on this very voice encoder, this k and seed
     if units is None:
         log.info("fitting speech units")
-        units_manifest.unlink(missing_ok=True)  # first: a refit stopped midway must not leave them to the new units
+        units_manifest.unlink(missing_ok=True)  # before fitting: a refit stopped midway must not leave the old manifest to the new units
         for stale in ("vocoder", "image-to-speech"):  # trained on the old units: train them again
             shutil.rmtree(root / stale, ignore_errors=True)
         units = fit_units(manifest, cfg.units, model=voice_model, tower="audio", checkpoint=str(voice), seed=seed,
