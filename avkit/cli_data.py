@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
-from avkit.cli_matching import positive_int
+from avkit.cli_matching import float_type, positive_int
 from avkit.errors import ConfigError
 from avkit.fileio import refuse_overwriting
 
@@ -101,14 +102,7 @@ def _cmd_shard(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
+_positive_seconds = float_type(lambda v: 0 < v < math.inf, "expected a positive number of seconds")
 
 
 def add_commands(dsub: argparse._SubParsersAction) -> None:

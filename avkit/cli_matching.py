@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from avkit.errors import ArtifactError, ConfigError
@@ -39,15 +40,23 @@ a session:
 """
 
 
-def recall_fraction(text: str) -> float:
-    """An argparse type: a number in (0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"a recall in (0, 1], got {text!r}")
-    return value
+def float_type(accept: Callable[[float], bool], expected: str) -> Callable[[str], float]:
+    """An argparse type: a number that ``accept`` takes (text that is no number reads as NaN, which no bound
+    takes); anything else is refused as ``"<expected>, got '<text>'"``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"{expected}, got {text!r}")
+        return value
+
+    return parse
+
+
+recall_fraction = float_type(lambda v: 0 < v <= 1, "a recall in (0, 1]")
 
 
 def positive_int(text: str) -> int:

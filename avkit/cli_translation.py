@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from avkit.cli_matching import positive_int
+from avkit.cli_matching import float_type, positive_int
 from avkit.fileio import refuse_overwriting
 
 TRANSLATE_EPILOG = """\
@@ -110,26 +110,8 @@ from a picture: the silence's units say what the background noise was, not what 
 """
 
 
-def non_negative_float(text: str) -> float:
-    """An argparse type: a number >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"a number >= 0, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """An argparse type: a number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"a positive number, got {text!r}")
-    return value
+non_negative_float = float_type(lambda v: v >= 0, "a number >= 0")
+positive_float = float_type(lambda v: v > 0, "a positive number")
 
 
 def _cmd_units_fit(args: argparse.Namespace) -> int:
