@@ -57,6 +57,7 @@ def float_type(accept: Callable[[float], bool], expected: str) -> Callable[[str]
 
 
 recall_fraction = float_type(lambda v: 0 < v <= 1, "a recall in (0, 1]")
+positive_float = float_type(lambda v: v > 0, "a positive number")
 
 
 def positive_int(text: str) -> int:
@@ -119,10 +120,12 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
-def _search_params(args: argparse.Namespace) -> dict[str, int]:
-    params = {}
+def _search_params(args: argparse.Namespace) -> dict[str, float]:
+    params: dict[str, float] = {}
     if args.nprobe is not None:
         params["nprobe"] = args.nprobe
+    if args.probe_margin is not None:
+        params["probe_margin"] = args.probe_margin
     if args.ef_search is not None:
         params["efSearch"] = args.ef_search
     return params
@@ -132,8 +135,8 @@ def _cmd_index_build(args: argparse.Namespace) -> int:
     from avkit.retrieval import build_index, load_embeddings
     from avkit.retrieval.tuning import tune_search
 
-    if args.target_recall is not None and (args.nprobe is not None or args.ef_search is not None):
-        raise ConfigError("--target-recall chooses the search setting itself; drop --nprobe / --ef-search")
+    if args.target_recall is not None and _search_params(args):
+        raise ConfigError("--target-recall chooses the search setting itself; drop --nprobe / --probe-margin / --ef-search")
     if args.on_disk and args.target_recall is not None:
         raise ConfigError("--target-recall needs every vector in memory; with --on-disk, choose --nprobe (tune it on "
                           "an in-memory index of a sample: docs/data.md)")  # fmt: skip
@@ -225,7 +228,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
         print(f"{rank:>4}  {hit.score:7.4f}  {hit.key:24s} {hit.metadata.get('label')!s:6s} {hit.metadata.get('path', '')}")
     if len(hits) < min(args.k, len(index)):
         print(f"(asked for {args.k}; this approximate search found only {len(hits)} of the index's {len(index)} "
-              "items: raise --nprobe or --ef-search)")  # fmt: skip
+              "items: raise --nprobe, --probe-margin or --ef-search)")  # fmt: skip
     elif args.k > len(hits):
         print(f"(asked for {args.k}; the index holds only {len(hits)})")
     if args.gallery:
@@ -297,6 +300,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--factory", default="Flat",
                    help="faiss index_factory string: Flat (exact), HNSW32, IVF{k},Flat, IVF{k},PQ{m} (default Flat)")  # fmt: skip
     b.add_argument("--nprobe", type=positive_int, help="IVF: lists probed per search")
+    b.add_argument("--probe-margin", type=positive_float, metavar="M",
+                   help="IVF: probe only the lists whose centroid scores within M of the query's best list "
+                   "(cosine similarity), at most --nprobe of them; --target-recall tries margins itself")  # fmt: skip
     b.add_argument("--ef-search", type=positive_int, help="HNSW: search breadth (efSearch)")
     b.add_argument("--target-recall", type=recall_fraction, metavar="R",
                    help="measure every search setting of the index on a sample of its vectors (each left out of "
@@ -331,6 +337,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         p.add_argument(f"--{name}", type=Path, metavar="FILE", help=f"query with this {name} file")
     p.add_argument("-k", type=positive_int, default=5, help="results to return (default 5)")
     p.add_argument("--nprobe", type=positive_int, help="IVF: lists probed, instead of the index's own setting")
+    p.add_argument("--probe-margin", type=positive_float, metavar="M",
+                   help="IVF: probe the lists within M of the best one (at most nprobe), instead of the index's own setting")  # fmt: skip
     p.add_argument("--ef-search", type=positive_int, help="HNSW: search breadth, instead of the index's own setting")
     p.add_argument("--label", help="the query's label, to colour the gallery (green: same label)")
     p.add_argument("--gallery", type=Path, help="save a picture of the query and its results here")

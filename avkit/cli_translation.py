@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from avkit.cli_matching import float_type, positive_int
+from avkit.cli_matching import float_type, positive_float, positive_int
 from avkit.fileio import refuse_overwriting
 
 TRANSLATE_EPILOG = """\
@@ -111,7 +111,6 @@ from a picture: the silence's units say what the background noise was, not what 
 
 
 non_negative_float = float_type(lambda v: v >= 0, "a number >= 0")
-positive_float = float_type(lambda v: v > 0, "a positive number")
 
 
 def _cmd_units_fit(args: argparse.Namespace) -> int:

@@ -13,7 +13,8 @@ directions, as trained embeddings' does, and more so). Every index is built thro
 vectors), the code ``avkit index build`` runs. Each family is measured at
 several operating points (``efSearch``, ``nprobe``, the HNSW coarse
 quantizer's ``quantizer_efSearch``, fast-scan PQ's exact re-ranking factor
-``k_factor_rf``): queries per second at batch 1 and batch 1000, and recall@10
+``k_factor_rf``, and avkit's ``probe_margin``, which probes only the lists
+within a margin of the query's best, at most ``nprobe``): queries per second at batch 1 and batch 1000, and recall@10
 against Flat's (exact) results. QPS ratios are to Flat in the same run and
 setting; Flat's batch-1 QPS is the faster of one thread and all of them (a
 single exact query is memory-bound, and one thread scanned faster than two).
@@ -119,6 +120,7 @@ def families(n: int) -> list[tuple[str, list[dict[str, int]]]]:
     probes = [4, 8, 16, 32, 64, 128, 256]
     half_octaves = [16, 24, 32, 48, 64, 96, 128, 192, 256, 384]  # nprobe for fast-scan PQ64, in steps of sqrt(2)
     rerank = [8, 12, 16, 24, 32, 48]
+    margins = [0.30, 0.31, 0.32, 0.33, 0.34, 0.36]  # probe_margin (cosine): the isotropic data's median query finds 48 lists within 0.32
     return [
         ("Flat", [{}]),
         ("HNSW32", [{"efSearch": e} for e in (16, 32, 64, 128, 256, 512, 1024)]),
@@ -128,7 +130,9 @@ def families(n: int) -> list[tuple[str, list[dict[str, int]]]]:
         (f"IVF{k},PQ32x4fsr,RFlat", [{"nprobe": p, "k_factor_rf": f} for p in (16, 64, 256) for f in (4, 16, 64)]),
         # twice the code (2 dims per 4-bit sub-quantizer): candidates ranked well enough for the re-ranking to find
         *((f"IVF{lists_},PQ64x4fsr,RFlat", [{"nprobe": p, "k_factor_rf": f} for p in half_octaves if p <= lists_ // 4
-                                            for f in rerank]) for lists_ in (k, 2 * k)),  # fmt: skip
+                                            for f in rerank]
+           + [{"nprobe": lists_ // 4, "k_factor_rf": f, "probe_margin": m} for m in margins for f in (16, 18, 20, 24)])
+          for lists_ in (k, 2 * k)),  # fmt: skip
     ]
 
 

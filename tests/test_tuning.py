@@ -129,3 +129,27 @@ def test_embed_needs_both_rank_and_world_size(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("WORLD_SIZE", "1")
     monkeypatch.setenv("RANK", "1")
     assert _rank_and_world() == (0, 1)  # one process: RANK does not matter
+
+
+def test_the_tuner_tries_probe_margins_each_named_by_the_lists_the_median_query_finds(caplog):
+    import logging
+
+    from avkit.retrieval.tuning import margins
+
+    data = _clustered(20500)
+    x, fresh = data[:20000], data[20000:]
+    index = RetrievalIndex(32, "IVF256,Flat")
+    index.add([str(i) for i in range(len(x))], x)
+    queries = index._prepare(x[:300])
+    found = margins(index, queries)
+    assert list(found) == sorted(found) and list(found.values()) == sorted(found.values()) and max(found.values()) <= 128
+    ivf = faiss.downcast_index(faiss.extract_index_ivf(index.index))
+    scores, _ = ivf.quantizer.search(queries, ivf.nlist)
+    for margin, lists in found.items():  # the median query finds about that many lists within the margin
+        within = np.median(np.sum(scores >= scores[:, :1] - margin, axis=1))
+        assert lists / 1.5 <= within <= lists * 1.5, (margin, lists, within)
+    assert margins(RetrievalIndex(32, "HNSW16"), queries) == {}
+    with caplog.at_level(logging.INFO, logger="avkit.retrieval.tuning"):
+        point = tune_search(index, x, target_recall=0.95, sample=500)
+    assert any("probe_margin=" in line for line in caplog.messages)  # margins were measured
+    assert index.search_params == point.params and _recall(index, x, fresh) >= 0.93

@@ -49,7 +49,7 @@ def build_ondisk_index(
     out: str | Path,
     factory: str = "IVF1024,Flat",
     train_size: int = 100_000,
-    search_params: dict[str, int] | None = None,
+    search_params: dict[str, float] | None = None,
     seed: int = 0,
     show_progress: bool = False,
 ) -> RetrievalIndex:

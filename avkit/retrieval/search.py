@@ -29,7 +29,7 @@ def check_joins(first: Embeddings | RetrievalIndex, emb: Embeddings) -> None:
 
 
 def build_index(
-    embeddings: Sequence[Embeddings], factory: str = "Flat", search_params: dict[str, int] | None = None
+    embeddings: Sequence[Embeddings], factory: str = "Flat", search_params: dict[str, float] | None = None
 ) -> RetrievalIndex:
     """A new index holding every row of ``embeddings`` (one modality, one model); ids must be unique."""
     if not embeddings:

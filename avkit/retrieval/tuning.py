@@ -6,15 +6,18 @@
 
 Every parameter combination faiss's ``ParameterSpace`` knows for the index
 (``nprobe``, ``efSearch``, ``quantizer_efSearch``, ``k_factor_rf``, ...) is a
-candidate. Each is measured on a sample of the indexed vectors held out from
+candidate; for an IVF index, each also with avkit's ``probe_margin``
+(:mod:`avkit.retrieval.margin`) at the margins within which the sample's
+median query finds 2, 4, 8... lists, fewer than ``nprobe``. Each is measured on a sample of the indexed vectors held out from
 their own results (leave-one-out): each sample vector queries the index, its
 own entry is ignored, and recall@k is the share of its k true nearest
 neighbours (exact search over every other vector) that the search returns.
 Speed is measured one query at a time (the fastest of 3 passes over 100 of
 the sample queries), since that is what a query service sees.
 ``faiss.OperatingPoints`` keeps the Pareto front of (recall, time). A
-combination that is at least as large in every parameter as one that already
-reached the target is skipped: it can only be slower.
+combination that is at least as large in every parameter (no margin counting
+as the largest) as one that already reached the target is skipped: it can
+only be slower.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import faiss
 import numpy as np
 
 from avkit.retrieval.index import RetrievalError, RetrievalIndex
+from avkit.retrieval.margin import PROBE_MARGIN, MarginSearch
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +40,7 @@ log = logging.getLogger(__name__)
 class OperatingPoint:
     """A measured setting: its parameters, recall@k on the sample, and search time per query (one at a time)."""
 
-    params: dict[str, int]
+    params: dict[str, float]
     recall: float
     ms_per_query: float
     target_recall: float
@@ -50,6 +54,23 @@ class OperatingPoint:
 def _parse(name: str) -> dict[str, int]:
     """``"nprobe=16,quantizer_efSearch=64"`` -> ``{"nprobe": 16, "quantizer_efSearch": 64}``."""
     return {key: int(float(value)) for key, value in (part.split("=") for part in name.split(",") if part)}
+
+
+def margins(index: RetrievalIndex, queries: np.ndarray) -> dict[float, int]:
+    """Candidate ``probe_margin`` values for prepared ``queries (Q, D)``, each with the number of lists
+    (2, 4, 8... below nlist) that the median query finds within it; empty for an index without margins."""
+    try:
+        ivf = MarginSearch.of(index.index).ivf
+    except ValueError:
+        return {}
+    scores, _ = ivf.quantizer.search(queries, ivf.nlist)
+    gaps = np.abs(scores - scores[:, :1])  # how far each list's centroid scores from the query's best
+    out: dict[float, int] = {}
+    for lists in (1 << e for e in range(1, max(1, ivf.nlist.bit_length() - 1))):
+        margin = float(f"{np.median(gaps[:, lists - 1]):.3g}")  # 3 digits: a setting people can read and type
+        if margin > 0:
+            out.setdefault(margin, lists)
+    return out
 
 
 def _inner(index: faiss.Index) -> faiss.Index:
@@ -112,25 +133,31 @@ def tune_search(
     queries, truth = exact_neighbours(vectors, own, k, index._prepare, index.metric)
     space = faiss.ParameterSpace()
     space.initialize(_inner(index.index))
+    margin_lists = margins(index, queries)
     original, chosen = dict(index.search_params), None
-    index.search_params = {}  # faiss_search sets none of its own: each combination is set on the faiss index below
+    index.search_params = {}  # faiss_search sets none of faiss's: each combination is set on the faiss index below
     try:
         measure(index, queries[:50], own[:50], truth[:50], k, timed=10, passes=1)  # warm-up: the first search pays page faults
         points = faiss.OperatingPoints()
-        reached: list[int] = []
+        reached: list[tuple[int, float]] = []  # (combination, margin) pairs; no margin is inf
         best: OperatingPoint | None = None
         for combination in range(space.n_combinations()):
-            if any(space.combination_ge(combination, r) for r in reached):
-                continue  # more work than a combination that already reached the target
-            space.set_index_parameters(index.index, combination)
-            recall, seconds = measure(index, queries, own, truth, k)
-            name = space.combination_name(combination)
-            points.add(recall, seconds, name)
-            log.info("  %-40s recall@%d %.3f  %.3f ms/query", name or "(no parameters)", k, recall, 1000 * seconds)
-            if recall >= target_recall:
-                reached.append(combination)
-                if best is None or seconds < best.ms_per_query / 1000:
-                    best = OperatingPoint(_parse(name), recall, 1000 * seconds, target_recall, k, len(own))
+            params: dict[str, float] = _parse(space.combination_name(combination))
+            nprobe = params.get("nprobe", 0)
+            for margin in [*(m for m, lists in margin_lists.items() if lists < nprobe), float("inf")]:
+                if any(space.combination_ge(combination, c) and margin >= m for c, m in reached):
+                    continue  # more work than a setting that already reached the target
+                space.set_index_parameters(index.index, combination)
+                index.search_params = {PROBE_MARGIN: margin} if margin < float("inf") else {}
+                recall, seconds = measure(index, queries, own, truth, k)
+                setting = params | index.search_params
+                name = ",".join(f"{key}={value:g}" for key, value in setting.items())
+                points.add(recall, seconds, name)
+                log.info("  %-40s recall@%d %.3f  %.3f ms/query", name or "(no parameters)", k, recall, 1000 * seconds)
+                if recall >= target_recall:
+                    reached.append((combination, margin))
+                    if best is None or seconds < best.ms_per_query / 1000:
+                        best = OperatingPoint(setting, recall, 1000 * seconds, target_recall, k, len(own))
         if best is None:
             top = max(range(points.all_pts.size()), key=lambda i: points.all_pts.at(i).perf, default=None)
             reachable = f"; the best it reached is {points.all_pts.at(top).perf:.3f}" if top is not None else ""
