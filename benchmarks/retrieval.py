@@ -114,7 +114,7 @@ def lists(n: int) -> int:
     return 1 << round(math.log2(math.sqrt(n)))
 
 
-def families(n: int) -> list[tuple[str, list[dict[str, int]]]]:
+def families(n: int) -> list[tuple[str, list[dict[str, float]]]]:
     """Each index family is built once, then searched at each of its operating points."""
     k = lists(n)
     probes = [4, 8, 16, 32, 64, 128, 256]

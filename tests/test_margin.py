@@ -120,3 +120,24 @@ def test_the_margin_is_saved_with_the_index_and_set_from_the_cli(tmp_path, capsy
     assert "drop --nprobe / --probe-margin / --ef-search" in capsys.readouterr().err
     assert main([*build[:-4], "--factory", "HNSW8", "--overwrite", "--probe-margin", "0.05"]) == 2
     assert "probe_margin does not apply to a 'HNSW8' index" in capsys.readouterr().err
+
+
+def test_an_empty_batch_results_short_of_k_and_a_capped_scan_answer_as_faiss_does():
+    index, x = _index("IVF16,PQ8x4fsr,RFlat", "cosine")
+    queries = index._prepare(x[:20])
+    index.replace_search_params({"nprobe": 4, "k_factor_rf": 2, "probe_margin": 1e-6})  # the best list alone
+    scores, ids = index.faiss_search(queries[:0], 10)
+    assert scores.shape == ids.shape == (0, 10) and index.search(x[:0], k=3) == []
+    by_margin = index.faiss_search(queries, 400)[1]  # a list holds about 250: the rest are -1, through the id map
+    index.replace_search_params({"nprobe": 1, "k_factor_rf": 2})
+    np.testing.assert_array_equal(by_margin, index.faiss_search(queries, 400)[1])
+    assert (by_margin == -1).any() and (by_margin[:, :10] >= 0).all()
+
+    index, x = _index("IVF16,Flat", "l2")
+    queries = index._prepare(x[:20])
+    index.replace_search_params({"nprobe": 16, "max_codes": 300})  # every list, but the scan stops after about one
+    capped = index.faiss_search(queries, 10)[1]
+    index.set_search_params({"probe_margin": 1e9})  # every probed list is within the margin: the same scan
+    np.testing.assert_array_equal(index.faiss_search(queries, 10)[1], capped)  # a batch
+    single = np.vstack([index.faiss_search(queries[i : i + 1], 10)[1] for i in range(len(queries))])
+    np.testing.assert_array_equal(single, capped)  # one at a time: the best lists first, as faiss orders them

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from avkit.retrieval.index import RetrievalError, RetrievalIndex
-from avkit.retrieval.tuning import tune_search
+from avkit.retrieval.tuning import margins, tune_search
 
 
 def _clustered(n: int, dim: int = 32, clusters: int = 50, spread: float = 0.6, seed: int = 0) -> np.ndarray:
@@ -33,7 +33,10 @@ def test_the_chosen_setting_reaches_the_target_on_fresh_queries_and_a_cheaper_on
     point = tune_search(index, x, target_recall=0.95, sample=500)
     assert point.recall >= 0.95 and index.search_params == point.params and point.params["nprobe"] >= 2
     assert _recall(index, x, fresh) >= 0.93  # held-out estimate, checked on queries it never saw
-    index.set_search_params({"nprobe": point.params["nprobe"] // 2})
+    cheaper = {"nprobe": point.params["nprobe"] // 2}
+    if "probe_margin" in point.params:  # and the next narrower margin: half the lists for the median query
+        cheaper["probe_margin"] = max(m for m in margins(index, index._prepare(x[:500])) if m < point.params["probe_margin"])
+    index.set_search_params(cheaper)
     assert _recall(index, x, fresh) < 0.95  # the next cheaper setting misses: the choice is the fastest
     index.set_search_params(point.params)
     index.save(tmp_path / "idx")
@@ -47,7 +50,8 @@ def test_every_index_family_is_tuned_through_its_own_parameters(factory):
     index = RetrievalIndex(32, factory)
     index.add([str(i) for i in range(len(x))], x)
     point = tune_search(index, x, target_recall=0.9, sample=300)
-    assert point.recall >= 0.9 and set(point.params) <= {"efSearch", "nprobe", "k_factor_rf", "quantizer_efSearch"}
+    assert point.recall >= 0.9 and set(point.params) <= {"efSearch", "nprobe", "k_factor_rf", "quantizer_efSearch",
+                                                         "probe_margin"}  # fmt: skip
     assert point.params
 
 
@@ -133,8 +137,6 @@ def test_embed_needs_both_rank_and_world_size(monkeypatch, tmp_path, capsys):
 
 def test_the_tuner_tries_probe_margins_each_named_by_the_lists_the_median_query_finds(caplog):
     import logging
-
-    from avkit.retrieval.tuning import margins
 
     data = _clustered(20500)
     x, fresh = data[:20000], data[20000:]

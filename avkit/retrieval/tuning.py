@@ -6,9 +6,11 @@
 
 Every parameter combination faiss's ``ParameterSpace`` knows for the index
 (``nprobe``, ``efSearch``, ``quantizer_efSearch``, ``k_factor_rf``, ...) is a
-candidate; for an IVF index, each also with avkit's ``probe_margin``
-(:mod:`avkit.retrieval.margin`) at the margins within which the sample's
-median query finds 2, 4, 8... lists, fewer than ``nprobe``. Each is measured on a sample of the indexed vectors held out from
+candidate; for an IVF index that can probe by margin
+(:mod:`avkit.retrieval.margin`: no transform before it, exact re-ranking if
+any), each also with ``probe_margin`` at the margins within which the
+sample's median query finds 2, 4, 8... lists, from an eighth of ``nprobe``
+to half of it (a narrower margin is tried with a smaller ``nprobe``). Each is measured on a sample of the indexed vectors held out from
 their own results (leave-one-out): each sample vector queries the index, its
 own entry is ignored, and recall@k is the share of its k true nearest
 neighbours (exact search over every other vector) that the search returns.
@@ -34,6 +36,8 @@ from avkit.retrieval.index import RetrievalError, RetrievalIndex
 from avkit.retrieval.margin import PROBE_MARGIN, MarginSearch
 
 log = logging.getLogger(__name__)
+#: margins are tried for fewer lists than this (faiss's ``ParameterSpace`` tries nprobe up to 4096)
+MARGIN_LISTS = 4096
 
 
 @dataclass(frozen=True)
@@ -58,15 +62,17 @@ def _parse(name: str) -> dict[str, int]:
 
 def margins(index: RetrievalIndex, queries: np.ndarray) -> dict[float, int]:
     """Candidate ``probe_margin`` values for prepared ``queries (Q, D)``, each with the number of lists
-    (2, 4, 8... below nlist) that the median query finds within it; empty for an index without margins."""
+    (2, 4, 8... below nlist, and below ``MARGIN_LISTS``) that the median query finds within it; empty for an
+    index that cannot probe by margin."""
     try:
         ivf = MarginSearch.of(index.index).ivf
     except ValueError:
         return {}
-    scores, _ = ivf.quantizer.search(queries, ivf.nlist)
+    reach = min(ivf.nlist, MARGIN_LISTS)
+    scores, _ = ivf.quantizer.search(queries, reach)
     gaps = np.abs(scores - scores[:, :1])  # how far each list's centroid scores from the query's best
     out: dict[float, int] = {}
-    for lists in (1 << e for e in range(1, max(1, ivf.nlist.bit_length() - 1))):
+    for lists in (1 << e for e in range(1, (reach - 1).bit_length())):
         margin = float(f"{np.median(gaps[:, lists - 1]):.3g}")  # 3 digits: a setting people can read and type
         if margin > 0:
             out.setdefault(margin, lists)
@@ -144,7 +150,8 @@ def tune_search(
         for combination in range(space.n_combinations()):
             params: dict[str, float] = _parse(space.combination_name(combination))
             nprobe = params.get("nprobe", 0)
-            for margin in [*(m for m, lists in margin_lists.items() if lists < nprobe), float("inf")]:
+            tried = [m for m, lists in margin_lists.items() if nprobe / 8 <= lists < nprobe]  # 3 at most
+            for margin in [*tried, float("inf")]:
                 if any(space.combination_ge(combination, c) and margin >= m for c, m in reached):
                     continue  # more work than a setting that already reached the target
                 space.set_index_parameters(index.index, combination)
