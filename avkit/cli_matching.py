@@ -137,6 +137,9 @@ def _cmd_index_build(args: argparse.Namespace) -> int:
 
     if args.target_recall is not None and _search_params(args):
         raise ConfigError("--target-recall chooses the search setting itself; drop --nprobe / --probe-margin / --ef-search")
+    if args.probe_margin is not None and args.nprobe is None:
+        raise ConfigError("--probe-margin needs --nprobe, the most lists a query may probe (e.g. a quarter of the "
+                          "lists); or let --target-recall choose both")  # fmt: skip
     if args.on_disk and args.target_recall is not None:
         raise ConfigError("--target-recall needs every vector in memory; with --on-disk, choose --nprobe (tune it on "
                           "an in-memory index of a sample: docs/data.md)")  # fmt: skip

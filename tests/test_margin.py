@@ -118,8 +118,10 @@ def test_the_margin_is_saved_with_the_index_and_set_from_the_cli(tmp_path, capsy
     assert "--probe-margin: a positive number, got '-1'" in capsys.readouterr().err
     assert main([*build, "--overwrite", "--probe-margin", "0.05", "--target-recall", "0.9"]) == 2
     assert "drop --nprobe / --probe-margin / --ef-search" in capsys.readouterr().err
-    assert main([*build[:-4], "--factory", "HNSW8", "--overwrite", "--probe-margin", "0.05"]) == 2
-    assert "probe_margin does not apply to a 'HNSW8' index" in capsys.readouterr().err
+    assert main([*build[:-2], "--overwrite", "--probe-margin", "0.05"]) == 2
+    assert "--probe-margin needs --nprobe" in capsys.readouterr().err
+    assert main([*build[:-4], "--factory", "HNSW8", "--nprobe", "8", "--overwrite", "--probe-margin", "0.05"]) == 2
+    assert "does not apply to a 'HNSW8' index" in capsys.readouterr().err
 
 
 def test_an_empty_batch_results_short_of_k_and_a_capped_scan_answer_as_faiss_does():

@@ -356,7 +356,7 @@ class RetrievalIndex:
 
     def _search_parts(self) -> tuple[faiss.IndexIVF | None, MarginSearch | None]:
         """The faiss index's IVF (its own class) and its parts for a search by margin (None for either it
-        lacks), found once per faiss index: a query's whole search takes about 10 µs of Python."""
+        lacks), found once per faiss index rather than on every query (the downcasts cost about 10 µs)."""
         if self._parts is None or self._parts[0] is not self.index:
             ivf = faiss.try_extract_index_ivf(self.index)
             try:

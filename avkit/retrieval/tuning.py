@@ -10,8 +10,9 @@ candidate; for an IVF index that can probe by margin
 (:mod:`avkit.retrieval.margin`: no transform before it, exact re-ranking if
 any), each also with ``probe_margin`` at the margins within which the
 sample's median query finds 2, 4, 8... lists, from an eighth of ``nprobe``
-to half of it (a narrower margin is tried with a smaller ``nprobe``). Each is measured on a sample of the indexed vectors held out from
-their own results (leave-one-out): each sample vector queries the index, its
+to half of it (a narrower margin is tried with a smaller ``nprobe``).
+Each is measured on a sample of the indexed vectors held out from their own
+results (leave-one-out): each sample vector queries the index, its
 own entry is ignored, and recall@k is the share of its k true nearest
 neighbours (exact search over every other vector) that the search returns.
 Speed is measured one query at a time (the fastest of 3 passes over 100 of
