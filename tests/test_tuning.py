@@ -34,8 +34,9 @@ def test_the_chosen_setting_reaches_the_target_on_fresh_queries_and_a_cheaper_on
     assert point.recall >= 0.95 and index.search_params == point.params and point.params["nprobe"] >= 2
     assert _recall(index, x, fresh) >= 0.93  # held-out estimate, checked on queries it never saw
     cheaper = {"nprobe": point.params["nprobe"] // 2}
-    if "probe_margin" in point.params:  # and the next narrower margin: half the lists for the median query
-        cheaper["probe_margin"] = max(m for m in margins(index, index._prepare(x[:500])) if m < point.params["probe_margin"])
+    if "probe_margin" in point.params:  # and the next narrower margin (half the lists for the median query), if any
+        narrower = [m for m in margins(index, index._prepare(x[:500])) if m < point.params["probe_margin"]]
+        cheaper["probe_margin"] = max(narrower, default=point.params["probe_margin"])
     index.set_search_params(cheaper)
     assert _recall(index, x, fresh) < 0.95  # the next cheaper setting misses: the choice is the fastest
     index.set_search_params(point.params)
